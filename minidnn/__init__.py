@@ -1,0 +1,1 @@
+"""minidnn: a small autograd and conv engine on NumPy/CuPy."""
