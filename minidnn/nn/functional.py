@@ -1,0 +1,260 @@
+"""Layer ops with fused forward/backward: conv2d, pooling, linear, losses, normalisation.
+
+Usage mirrors ``torch.nn.functional``: ``import minidnn.nn.functional as F``.
+Convolution is im2col + one GEMM (``kernels.im2col``); ``conv2d_simple`` in
+``kernels.im2col`` is the readable loop version it is tested against.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kernels.im2col import col2im, conv_output_size, im2col
+from kernels.pooling import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
+                             maxpool2d_forward)
+
+from ..backend import get_array_module
+from ..ops import ReLU, unbroadcast
+from ..tensor import Function, Tensor
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+class Conv2d(Function):
+    """out[n, f] = sum_c W[f, c] * x[n, c] + b[f], computed as cols @ W.reshape(F, -1).T."""
+
+    def forward(self, x, w, b=None, stride=1, padding=0):
+        if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
+            raise ValueError(
+                f"conv2d expects x (N, C, H, W) and weight (F, C, kh, kw) with equal C, "
+                f"got x {x.shape} and weight {w.shape}"
+            )
+        n, _, h, wd = x.shape
+        f, _, kh, kw = w.shape
+        self.stride, self.padding = _pair(stride), _pair(padding)
+        oh = conv_output_size(h, kh, self.stride[0], self.padding[0])
+        ow = conv_output_size(wd, kw, self.stride[1], self.padding[1])
+        self.cols = im2col(x, kh, kw, self.stride, self.padding)  # (N*OH*OW, C*kh*kw)
+        self.x_shape, self.w = x.shape, w
+        out = self.cols @ w.reshape(f, -1).T  # (N*OH*OW, F)
+        if b is not None:
+            out += b
+        return self.xp.ascontiguousarray(out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+
+    def backward(self, g):
+        f, _, kh, kw = self.w.shape
+        g2 = g.transpose(0, 2, 3, 1).reshape(-1, f)  # (N*OH*OW, F)
+        gw = (g2.T @ self.cols).reshape(self.w.shape)
+        gcols = g2 @ self.w.reshape(f, -1)
+        gx = col2im(gcols, self.x_shape, kh, kw, self.stride, self.padding)
+        gb = g2.sum(axis=0) if len(self.parents) == 3 else None
+        return gx, gw, gb
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0) -> Tensor:
+    """2-D convolution (cross-correlation, as in PyTorch and Caffe) of NCHW input."""
+    if bias is None:
+        return Conv2d.apply(x, weight, stride=stride, padding=padding)
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+class MaxPool2d(Function):
+    def forward(self, x, kernel_size, stride, padding):
+        self.x_shape = x.shape
+        out, self.argmax = maxpool2d_forward(x, kernel_size, stride, padding)
+        return out
+
+    def backward(self, g):
+        return (maxpool2d_backward(g, self.argmax, self.x_shape),)
+
+
+class AvgPool2d(Function):
+    def forward(self, x, kernel_size, stride, padding):
+        self.x_shape, self.args = x.shape, (kernel_size, stride, padding)
+        return avgpool2d_forward(x, kernel_size, stride, padding)
+
+    def backward(self, g):
+        return (avgpool2d_backward(g, self.x_shape, *self.args),)
+
+
+def _pool_args(kernel_size: Any, stride: Any, padding: Any) -> dict[str, tuple[int, int]]:
+    k = _pair(kernel_size)
+    return {"kernel_size": k, "stride": k if stride is None else _pair(stride),
+            "padding": _pair(padding)}
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Max pooling; ``stride`` defaults to ``kernel_size`` as in PyTorch."""
+    return MaxPool2d.apply(x, **_pool_args(kernel_size, stride, padding))
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Average pooling (padded zeros count, PyTorch's ``count_include_pad=True``)."""
+    return AvgPool2d.apply(x, **_pool_args(kernel_size, stride, padding))
+
+
+class Linear(Function):
+    """y = x W^T + b (W is (out, in) as in PyTorch)."""
+
+    def forward(self, x, w, b=None):
+        if x.shape[-1] != w.shape[1]:
+            raise ValueError(
+                f"linear: input has {x.shape[-1]} features but weight {w.shape} expects {w.shape[1]}"
+            )
+        self.x, self.w = x, w
+        out = x @ w.T
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, g):
+        gb = unbroadcast(g, (g.shape[-1],)) if len(self.parents) == 3 else None
+        x2 = self.x.reshape(-1, self.x.shape[-1])
+        gw = g.reshape(-1, g.shape[-1]).T @ x2
+        return g @ self.w, gw, gb
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+def _log_softmax(xp: Any, z: Any) -> Any:
+    shifted = z - z.max(axis=-1, keepdims=True)  # stable: exp never overflows
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, z):
+        self.out = _log_softmax(self.xp, z)
+        return self.out
+
+    def backward(self, g):
+        return (g - self.xp.exp(self.out) * g.sum(axis=-1, keepdims=True),)
+
+
+def log_softmax(x: Tensor) -> Tensor:
+    """log softmax over the last axis."""
+    return LogSoftmax.apply(x)
+
+
+def softmax(x: Tensor) -> Tensor:
+    return log_softmax(x).exp()
+
+
+class CrossEntropy(Function):
+    """Mean of -log softmax(z)[target]; backward is (softmax(z) - onehot) / N."""
+
+    def forward(self, z, targets):
+        if z.ndim != 2 or targets.shape != (z.shape[0],):
+            raise ValueError(
+                f"cross_entropy expects logits (N, classes) and targets (N,), "
+                f"got {z.shape} and {targets.shape}"
+            )
+        if targets.size and (targets.min() < 0 or targets.max() >= z.shape[1]):
+            raise ValueError(f"cross_entropy: targets must lie in [0, {z.shape[1]})")
+        self.logp = _log_softmax(self.xp, z)
+        self.rows = self.xp.arange(z.shape[0])
+        self.targets = targets
+        return -self.logp[self.rows, targets].mean()
+
+    def backward(self, g):
+        grad = self.xp.exp(self.logp)
+        grad[self.rows, self.targets] -= 1
+        grad *= g / self.logp.shape[0]
+        return grad, None
+
+
+def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
+    """Fused, numerically stable softmax + negative log-likelihood, averaged over the batch."""
+    if isinstance(targets, Tensor):
+        targets = targets.data
+    return CrossEntropy.apply(logits, Tensor(targets.astype("int64", copy=False)))
+
+
+class Dropout(Function):
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return g * self.mask, None
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True,
+            rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero with probability p, scale the rest by 1/(1-p)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    rng = rng if rng is not None else np.random.default_rng()
+    keep = rng.random(x.shape) >= p
+    mask = (keep / (1.0 - p)).astype(x.dtype)
+    if x.device == "cuda":
+        mask = Tensor(mask).to("cuda").data
+    return Dropout.apply(x, Tensor(mask))
+
+
+class BatchNorm(Function):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta over all axes but channels (axis 1)."""
+
+    def forward(self, x, gamma, beta, mean, var, eps):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        self.axes = (0,) + tuple(range(2, x.ndim))
+        self.inv_std = 1.0 / self.xp.sqrt(var.reshape(shape) + eps)
+        self.xhat = (x - mean.reshape(shape)) * self.inv_std
+        self.gamma, self.shape, self.batch_stats = gamma.reshape(shape), shape, True
+        return self.xhat * self.gamma + beta.reshape(shape)
+
+    def backward(self, g):
+        gbeta = g.sum(axis=self.axes)
+        ggamma = (g * self.xhat).sum(axis=self.axes)
+        gxhat = g * self.gamma
+        if not self.batch_stats:
+            return gxhat * self.inv_std, ggamma, gbeta, None, None
+        m = g.size // gbeta.size
+        # d/dx of the normalised value when mean and var come from the same batch
+        gx = self.inv_std / m * (
+            m * gxhat
+            - gxhat.sum(axis=self.axes, keepdims=True)
+            - self.xhat * (gxhat * self.xhat).sum(axis=self.axes, keepdims=True)
+        )
+        return gx, ggamma, gbeta, None, None
+
+
+def batch_norm(x: Tensor, running_mean: Any, running_var: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalisation as ``torch.nn.functional.batch_norm``.
+
+    In training, normalises with the batch statistics and updates the running ones in place
+    (running_var with the unbiased variance, as PyTorch does).
+    """
+    xd = x.data
+    xp = get_array_module(xd)
+    c = xd.shape[1]
+    gamma = weight if weight is not None else Tensor(xp.ones(c, dtype=xd.dtype))
+    beta = bias if bias is not None else Tensor(xp.zeros(c, dtype=xd.dtype))
+    if training:
+        axes = (0,) + tuple(range(2, xd.ndim))
+        mean, var = xd.mean(axis=axes), xd.var(axis=axes)
+        if running_mean is not None:
+            n = xd.size // c
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += momentum * var * n / max(n - 1, 1)
+    else:
+        mean, var = running_mean, running_var
+    out = BatchNorm.apply(x, gamma, beta, Tensor(mean), Tensor(var), eps=eps)
+    if out._ctx is not None:
+        out._ctx.batch_stats = training
+    return out
