@@ -15,7 +15,7 @@ install-test:
 
 # Debian/Ubuntu package where apt exists, otherwise a SHA-256-checked download to ~/.cache
 data:
-	@$(PYTHON) -m minidnn.data.download fashion-mnist --check >/dev/null 2>&1 \
+	@$(PYTHON) -c "from minidnn.data import load_fashion_mnist as l; l('train'); l('test')" >/dev/null 2>&1 \
 	|| (command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
 	     $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }) \
 	|| $(PYTHON) -m minidnn.data.download fashion-mnist

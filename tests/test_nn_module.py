@@ -89,3 +89,14 @@ def test_to_cpu_is_a_noop_and_cuda_needs_a_gpu():
 def test_repr_names_layers():
     text = repr(LeNet5())
     assert "(conv1): Conv2d(1, 20" in text and "(fc2): Linear(500, 10)" in text
+
+
+def test_forward_hooks_see_inputs_and_outputs():
+    model = LeNet5()
+    seen = []
+    handle = model.conv2.register_forward_hook(lambda m, args, out: seen.append((args[0].shape, out.shape)))
+    model(tensor(np.zeros((2, 1, 28, 28), np.float32)))
+    assert seen == [((2, 20, 12, 12), (2, 50, 8, 8))]
+    handle.remove()
+    model(tensor(np.zeros((2, 1, 28, 28), np.float32)))
+    assert len(seen) == 1

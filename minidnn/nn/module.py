@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import backend
+from ..hooks import HookHandle
 from ..tensor import Tensor
 
 
@@ -33,6 +34,7 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", [])
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
@@ -54,7 +56,18 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        for hook in self._forward_hooks:
+            hook(self, args, out)
+        return out
+
+    def register_forward_hook(self, hook: Any) -> Any:
+        """``hook(module, inputs, output)`` runs after every forward (tracing, statistics).
+
+        Returns a handle whose ``remove()`` unregisters it.
+        """
+        self._forward_hooks.append(hook)
+        return HookHandle(self._forward_hooks, hook)
 
     # --- the tree --------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:

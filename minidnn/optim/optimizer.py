@@ -15,21 +15,11 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import backend
+from ..hooks import HookHandle
 from ..nn.module import Module, Parameter
 from ..tensor import no_grad
 
 Hook = Callable[["Optimizer"], None]
-
-
-class HookHandle:
-    """Returned by ``register_step_*_hook``; ``remove()`` unregisters the hook."""
-
-    def __init__(self, hooks: list, hook: Hook):
-        self._hooks, self._hook = hooks, hook
-
-    def remove(self) -> None:
-        if self._hook in self._hooks:
-            self._hooks.remove(self._hook)
 
 
 def _named(params: Any) -> list[tuple[str, Parameter]]:
