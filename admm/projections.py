@@ -57,7 +57,7 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def _group_axes(weight_shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
+def group_axes(weight_shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
     """The axes one group of ``kind`` spans in a weight of ``weight_shape``."""
     check_kind(kind)
     if kind == "filter+column":
@@ -75,7 +75,7 @@ def _group_axes(weight_shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
 
 def group_shape(weight_shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
     """Shape of the group mask of ``kind`` for a weight of ``weight_shape``."""
-    axes = _group_axes(weight_shape, kind)
+    axes = group_axes(weight_shape, kind)
     return tuple(size for axis, size in enumerate(weight_shape) if axis not in axes)
 
 
@@ -152,7 +152,7 @@ def group_norms(weight: Array, kind: str) -> Array:
     """Squared L2 norm of every group of ``kind``, shaped like the group mask."""
     _check_weight(weight)
     xp = get_array_module(weight, op="group_norms")
-    axes = _group_axes(weight.shape, kind)
+    axes = group_axes(weight.shape, kind)
     if not axes:  # irregular: every weight is its own group
         return weight * weight
     return xp.sum(weight * weight, axis=axes)
@@ -204,7 +204,7 @@ def expand_group_mask(
         return (expand_group_mask(filter_mask, "filter", weight_shape)
                 & expand_group_mask(column_mask, "column", weight_shape))
     xp = get_array_module(mask, op="expand_group_mask")
-    axes = _group_axes(tuple(weight_shape), kind)
+    axes = group_axes(tuple(weight_shape), kind)
     expected = group_shape(tuple(weight_shape), kind)
     if tuple(mask.shape) != expected:
         raise ValueError(
