@@ -1,0 +1,16 @@
+"""kernels: array kernels under the engine, each with a NumPy reference beside it.
+
+- ``kernels.im2col``: im2col / col2im (convolution as one GEMM) and ``conv2d_simple``.
+- ``kernels.pooling``: 2-D max and average pooling, forward and backward.
+- ``kernels.adam``: fused in-place Adam and SGD updates matching ``torch.optim``.
+
+Every module has ``*_ref`` (NumPy), ``*_numba`` (Numba CPU) and a dispatcher without a
+suffix that picks the kernel for the array it is given. Import them from their module
+(``from kernels.im2col import im2col``): the package re-exports nothing, so a module name
+is never shadowed by a function of the same name. This package is a leaf: it imports
+neither ``minidnn`` nor ``admm``.
+"""
+
+from kernels._dispatch import NUMBA_AVAILABLE
+
+__all__ = ["NUMBA_AVAILABLE"]

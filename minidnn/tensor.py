@@ -43,6 +43,7 @@ class Function:
     """
 
     parents: tuple["Tensor", ...] = ()
+    needs_grad: tuple[bool, ...] = ()  # per input: does backward have to compute it?
 
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> "Tensor":
@@ -54,6 +55,7 @@ class Function:
             out.requires_grad = True
             out._ctx = fn
             fn.parents = tensors
+            fn.needs_grad = tuple(t.requires_grad for t in tensors)
         return out
 
     def forward(self, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract

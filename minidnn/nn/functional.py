@@ -48,8 +48,10 @@ class Conv2d(Function):
         f, _, kh, kw = self.w.shape
         g2 = g.transpose(0, 2, 3, 1).reshape(-1, f)  # (N*OH*OW, F)
         gw = (g2.T @ self.cols).reshape(self.w.shape)
-        gcols = g2 @ self.w.reshape(f, -1)
-        gx = col2im(gcols, self.x_shape, kh, kw, self.stride, self.padding)
+        gx = None
+        if self.needs_grad[0]:  # the first layer's input needs no gradient: skip col2im
+            gcols = g2 @ self.w.reshape(f, -1)
+            gx = col2im(gcols, self.x_shape, kh, kw, self.stride, self.padding)
         gb = g2.sum(axis=0) if len(self.parents) == 3 else None
         return gx, gw, gb
 
@@ -115,7 +117,8 @@ class Linear(Function):
         gb = unbroadcast(g, (g.shape[-1],)) if len(self.parents) == 3 else None
         x2 = self.x.reshape(-1, self.x.shape[-1])
         gw = g.reshape(-1, g.shape[-1]).T @ x2
-        return g @ self.w, gw, gb
+        gx = g @ self.w if self.needs_grad[0] else None
+        return gx, gw, gb
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels import adam as _kernels
+import kernels.adam as _kernels
 from .optimizer import Optimizer
 
 

@@ -1,0 +1,42 @@
+"""How a kernel is chosen: Numba on NumPy arrays, the NumPy reference when Numba is absent.
+
+Without Numba, ``njit`` becomes a no-op decorator and ``prange`` becomes ``range``, so the
+``*_numba`` functions still run as plain Python (slow, but steppable in a debugger, the
+same effect as ``NUMBA_DISABLE_JIT=1``). GPU arrays have no kernel yet: the dispatchers
+raise ``NotImplementedError`` for them instead of copying to the host behind your back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+try:
+    from numba import njit, prange
+
+    NUMBA_AVAILABLE = True
+except ImportError:  # Numba is optional; the references cover every kernel
+    NUMBA_AVAILABLE = False
+    prange = range
+
+    def njit(*args: Any, **kwargs: Any) -> Callable:
+        """Stand-in for ``numba.njit`` that leaves the function as plain Python."""
+        if len(args) == 1 and callable(args[0]) and not kwargs:
+            return args[0]
+        return lambda func: func
+
+
+def require_numpy(op: str, *arrays: Any) -> None:
+    """Raise ``NotImplementedError`` unless every non-None argument is a NumPy array."""
+    for a in arrays:
+        if a is not None and not isinstance(a, np.ndarray):
+            kind = f"{type(a).__module__}.{type(a).__name__}"
+            raise NotImplementedError(
+                f"{op}: only NumPy arrays have a kernel so far, got {kind}; "
+                "a GPU version will be added next to the Numba one"
+            )
+
+
+__all__ = ["NUMBA_AVAILABLE", "njit", "prange", "require_numpy"]
