@@ -8,10 +8,16 @@ raise ``NotImplementedError`` for them instead of copying to the host behind you
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+# Numba's OpenMP workers spin after each parallel loop; on a 2-core machine that starves
+# the BLAS threads of the next GEMM (a LeNet-5 step goes from ~17 ms to ~50 ms). Sleeping
+# workers cost a few microseconds of wake-up instead. Read when the OpenMP pool first loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     from numba import njit, prange

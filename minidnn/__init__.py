@@ -8,7 +8,7 @@ Packages: ``backend`` (the NumPy/CuPy seam), ``tensor`` (autograd), ``nn`` (modu
 functional ops), ``optim`` (SGD, Adam with step hooks), ``data`` (IDX files, DataLoader),
 ``models`` (LeNet-5, ...), ``train`` (fit/evaluate), ``io`` (checkpoints).
 """
-from . import backend, nn, optim
+from . import backend, nn, optim, profiler
 from .io import load, save
 from .random import manual_seed
 from .tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
@@ -16,4 +16,4 @@ from .tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "is_grad_enabled", "manual_seed",
-           "save", "load", "backend", "nn", "optim"]
+           "save", "load", "backend", "nn", "optim", "profiler"]

@@ -11,11 +11,12 @@ higher-order differentiation.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from . import backend
+from . import backend, profiler
 
 _grad_enabled = True
 
@@ -50,7 +51,11 @@ class Function:
         tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
         fn = cls()
         fn.xp = backend.get_array_module(*(t.data for t in tensors), op=cls.__name__)
+        prof = profiler.active
+        t0 = time.perf_counter() if prof else 0.0
         out = Tensor(fn.forward(*(t.data for t in tensors), **kwargs))
+        if prof:
+            prof.add(cls.__name__, "forward", time.perf_counter() - t0)
         if _grad_enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out._ctx = fn
@@ -146,6 +151,7 @@ class Tensor:
                 )
             grad = xp.ones_like(self.data)
         grads: dict[int, Any] = {id(self): grad}
+        prof = profiler.active
         for node in self._topological_order():
             g = grads.pop(id(node), None)
             if g is None:
@@ -153,7 +159,11 @@ class Tensor:
             if node._ctx is None:  # a leaf: keep its gradient
                 node.grad = g if node.grad is None else node.grad + g
                 continue
-            for parent, pg in zip(node._ctx.parents, node._ctx.backward(g)):
+            t0 = time.perf_counter() if prof else 0.0
+            parent_grads = node._ctx.backward(g)
+            if prof:
+                prof.add(type(node._ctx).__name__, "backward", time.perf_counter() - t0)
+            for parent, pg in zip(node._ctx.parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)

@@ -10,11 +10,12 @@ weights (masked retraining zeroes pruned weights and moments there).
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .. import backend
+from .. import backend, profiler
 from ..hooks import HookHandle
 from ..nn.module import Module, Parameter
 from ..tensor import no_grad
@@ -69,6 +70,8 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
+        prof = profiler.active
+        t0 = time.perf_counter() if prof else 0.0
         for hook in list(self._pre_hooks):
             hook(self)
         with no_grad():
@@ -78,6 +81,8 @@ class Optimizer:
         self.steps += 1
         for hook in list(self._post_hooks):
             hook(self)
+        if prof:
+            prof.add(type(self).__name__, "step", time.perf_counter() - t0)
 
     def update(self, name: str, param: Parameter, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError  # pragma: no cover
