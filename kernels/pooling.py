@@ -137,22 +137,46 @@ def _clip_window(o, stride, pad, k, size):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _maxpool_forward_kernel(x, kh, kw, sh, sw, ph, pw, out, argmax):
-    n_batch, n_chan, h, w = x.shape
-    for p in prange(n_batch * n_chan):
-        n, c = p // n_chan, p % n_chan
-        for oy in range(out.shape[2]):
+def _maxpool_forward_kernel(planes, h, w, ow, kh, kw, sh, sw, ph, pw, out, argmax):
+    """``planes`` is x viewed as (N*C, H*W); ``out``/``argmax`` as (N*C, OH*OW)."""
+    oh = out.shape[1] // ow
+    for p in prange(planes.shape[0]):
+        plane, o_row, a_row = planes[p], out[p], argmax[p]
+        for oy in range(oh):  # nested loops: no integer division per output
             y0, y1 = _clip_window(oy, sh, ph, kh, h)
-            for ox in range(out.shape[3]):
+            for ox in range(ow):
                 x0, x1 = _clip_window(ox, sw, pw, kw, w)
-                best, best_idx = x[n, c, y0, x0], y0 * w + x0
+                best_idx = y0 * w + x0
+                best = plane[best_idx]
                 for iy in range(y0, y1):
                     for ix in range(x0, x1):
-                        v = x[n, c, iy, ix]
+                        v = plane[iy * w + ix]
                         if v > best or v != v:  # strict: the first maximum wins; a NaN always does
                             best, best_idx = v, iy * w + ix
-                out[n, c, oy, ox] = best
-                argmax[n, c, oy, ox] = best_idx
+                o_row[oy * ow + ox] = best
+                a_row[oy * ow + ox] = best_idx
+
+
+@njit(cache=True, inline="always")
+def _take_larger(best, best_idx, v, idx):
+    if v > best or v != v:
+        return v, idx
+    return best, best_idx
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _maxpool2x2_kernel(planes, w, ow, out, argmax):
+    """The common 2x2, stride 2, no padding case, unrolled (about twice as fast)."""
+    oh = out.shape[1] // ow
+    for p in prange(planes.shape[0]):
+        plane, o_row, a_row = planes[p], out[p], argmax[p]
+        for oy in range(oh):
+            for ox in range(ow):
+                i = 2 * oy * w + 2 * ox  # top-left input; same tie and NaN rules as above
+                best, best_idx = _take_larger(plane[i], i, plane[i + 1], i + 1)
+                best, best_idx = _take_larger(best, best_idx, plane[i + w], i + w)
+                o = oy * ow + ox
+                o_row[o], a_row[o] = _take_larger(best, best_idx, plane[i + w + 1], i + w + 1)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -201,11 +225,15 @@ def maxpool2d_forward_numba(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numba max pooling; padding is skipped rather than filled with -inf."""
     g = pool_geometry("maxpool2d_forward", x.shape, k, stride, padding)
-    x = np.ascontiguousarray(x)
-    out = np.empty((x.shape[0], x.shape[1], g.oh, g.ow), dtype=x.dtype)
-    argmax = np.empty(out.shape, dtype=np.int64)
-    _maxpool_forward_kernel(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out, argmax)
-    return out, argmax
+    n, c, h, w = x.shape
+    planes = np.ascontiguousarray(x).reshape(n * c, h * w)
+    out = np.empty((n * c, g.oh * g.ow), dtype=x.dtype)
+    argmax = np.empty((n * c, g.oh * g.ow), dtype=np.int64)
+    if (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0):
+        _maxpool2x2_kernel(planes, w, g.ow, out, argmax)
+    else:
+        _maxpool_forward_kernel(planes, h, w, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out, argmax)
+    return out.reshape(n, c, g.oh, g.ow), argmax.reshape(n, c, g.oh, g.ow)
 
 
 def maxpool2d_backward_numba(
