@@ -89,5 +89,10 @@ class MaskedRetraining:
                 if getattr(value, "shape", None) == p.shape:
                     value *= mask
 
+    def to(self, device: str) -> "MaskedRetraining":
+        """Move the masks to ``device`` (each also follows its weight on the next step)."""
+        self.masks = {n: backend.to_device(m, device) for n, m in self.masks.items()}
+        return self
+
     def state_dict(self) -> dict[str, Any]:
         return {n: backend.to_numpy(m).copy() for n, m in self.masks.items()}

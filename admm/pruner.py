@@ -132,6 +132,7 @@ class ADMMPruner:
             self.U[name] = backend.to_device(self.U[name], device)
 
     def to(self, device: str) -> "ADMMPruner":
+        """Move Z and U to ``device`` (each also follows its weight on the next use)."""
         for name in self.params:
             self.Z[name] = backend.to_device(self.Z[name], device)
             self.U[name] = backend.to_device(self.U[name], device)

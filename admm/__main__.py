@@ -1,0 +1,112 @@
+"""The command line: ``python -m admm reproduce | demo | stats``.
+
+    python -m admm reproduce --config admm/configs/lenet5_fmnist_filter_admm.yaml --out runs/x
+    python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume]
+    python -m admm demo --out runs/demo
+    python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
+
+A bad config, a bad prune spec or missing data ends the program with exit code 2 and a
+one-line ``error:`` message; Ctrl-C with 130 and a hint to ``--resume``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from minidnn.data import DataError, DataNotFoundError
+
+from .config import ConfigError
+from .spec import SpecError
+
+DATA_HINT = "get it with 'make data' (or: python -m minidnn.data.download fashion-mnist)"
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .pipeline import reproduce, reproduce_all
+
+    if args.all:
+        reproduce_all(args.out, resume=args.resume, only=args.only)
+    elif args.only:
+        raise ConfigError("--only selects among the shipped configs: use it with --all")
+    else:
+        reproduce(args.config, args.out, resume=args.resume)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .pipeline import demo_configs, reproduce_all
+
+    configs = {path.stem: path for path in demo_configs()}
+    reproduce_all(args.out, resume=args.resume, configs=configs)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import minidnn
+
+    from .models import build_model
+    from .stats import masks_from_weights, print_summary
+
+    try:
+        tree = minidnn.load(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"--checkpoint: {err}") from None
+    meta = tree.get("meta", {})
+    name = args.model or meta.get("model")
+    if name is None:
+        raise ConfigError("--model: the checkpoint does not say which model it holds; name it")
+    try:
+        model = build_model(name)
+        model.load_state_dict(tree.get("model", tree))
+    except (ValueError, KeyError) as err:
+        raise ConfigError(
+            f"--checkpoint: {args.checkpoint} does not hold a {name}: {err}") from None
+    masks = tree.get("masks") or masks_from_weights(model)
+    shape = tuple(int(s) for s in meta.get("input_shape", (1, 28, 28)))
+    print_summary(model, masks, shape)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m admm", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rep = commands.add_parser("reproduce", help="run the pruning pipeline for one or all configs")
+    which = rep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help="a .yaml or .json config (see admm/config.py)")
+    which.add_argument("--all", action="store_true", help="every config in admm/configs/")
+    rep.add_argument("--out", required=True, help="output directory")
+    rep.add_argument("--resume", action="store_true",
+                     help="continue where a run stopped (without it a run starts over)")
+    rep.add_argument("--only", nargs="+", metavar="NAME", help="with --all: just these configs")
+    rep.set_defaults(func=_reproduce)
+
+    demo = commands.add_parser("demo", help="a short run (a few minutes): admm/configs/demo*.yaml")
+    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    demo.add_argument("--resume", action="store_true", help="continue where a run stopped")
+    demo.set_defaults(func=_demo)
+
+    stats = commands.add_parser("stats", help="the per-layer sparsity table of a checkpoint")
+    stats.add_argument("--checkpoint", required=True, help="a .npz written by the pipeline")
+    stats.add_argument("--model", help="the model's name, if the checkpoint does not say")
+    stats.set_defaults(func=_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, SpecError, DataError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+    except DataNotFoundError as err:
+        print(f"error: {str(err).splitlines()[0]} {DATA_HINT}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command with --resume to continue", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""The reproduction config: what to train, how to prune it, and for how long.
+
+A config is a JSON or YAML file (or a dict) read by ``load_config``::
+
+    model: lenet5                    # lenet5 | lenet300100 | smallvgg | tinynet
+    dataset: fashion-mnist           # fashion-mnist | mnist | synthetic
+    seed: 0
+    method: admm                     # admm | magnitude | ssl
+    pretrain: {epochs: 8, lr: 0.001, batch_size: 64}
+    admm: {rounds: 8, steps_per_round: epoch, rho: 0.001, rho_growth: 1.3, rho_max: 1.0}
+    retrain: {epochs: 4, lr: 0.001}
+    prune:
+      conv1: {kind: filter, keep: 0.4}
+      fc1: {kind: irregular, keep: 0.02}
+
+Every section has defaults (the paper's LeNet-5 budget); ``model``, ``dataset`` and
+``prune`` are required. The baselines get the same epoch budget as ADMM: the
+``admm.rounds`` rounds become plain (masked or group-lasso) training.
+
+Bad input is rejected here, where it enters: an unknown key, a value of the wrong type
+or range, a prune entry that does not fit the model's layers all raise ``ConfigError``
+naming the dotted key, e.g. ``admm.rho_growth must be >= 1, got 0.5``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from admm.masking import weight_shapes
+from admm.models import MODEL_NAMES, build_model
+from admm.spec import LayerSpec, PruneSpec, SpecError, _UniqueKeyLoader
+
+DATASETS = ("fashion-mnist", "mnist", "synthetic")
+METHODS = ("admm", "magnitude", "ssl")
+OPTIMIZERS = ("adam", "sgd")
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+RESERVED_NAMES = {"dense": "the cached dense models", "figures": "the report's figures"}
+
+Checker = Callable[[str, Any], Any]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names the dotted key and the bad value."""
+
+
+def integer(minimum: int) -> Checker:
+    """A checker that accepts an int >= ``minimum``."""
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+        return int(value)
+    return check
+
+
+def number(at_least: float | None = None, above: float | None = None,
+           below: float | None = None) -> Checker:
+    """A checker that accepts a real number within the given bounds."""
+    def check(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            hint = " (YAML reads 1e-3 as a string: write 0.001 or 1.0e-3)" \
+                if isinstance(value, str) else ""
+            raise ConfigError(f"{key} must be a number, got {value!r}{hint}")
+        if value != value:
+            raise ConfigError(f"{key} must be a number, got nan")
+        if at_least is not None and value < at_least:
+            raise ConfigError(f"{key} must be >= {at_least:g}, got {value:g}")
+        if above is not None and not value > above:
+            raise ConfigError(f"{key} must be > {above:g}, got {value:g}")
+        if below is not None and not value < below:
+            raise ConfigError(f"{key} must be < {below:g}, got {value:g}")
+        return float(value)
+    return check
+
+
+def choice(*options: str) -> Checker:
+    """A checker that accepts one of ``options``."""
+    def check(key: str, value: Any) -> str:
+        if value not in options:
+            raise ConfigError(f"{key} must be one of {', '.join(options)}, got {value!r}")
+        return value
+    return check
+
+
+def optional(checker: Checker) -> Checker:
+    """``checker``, but None (the key left unset) passes."""
+    return lambda key, value: None if value is None else checker(key, value)
+
+
+def boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def run_name(key: str, value: Any) -> str:
+    """A run's name becomes a directory name: letters, digits and ``_.+-`` only."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", value):
+        raise ConfigError(
+            f"{key} must be letters, digits and _.+- (a directory name), got {value!r}")
+    if value in RESERVED_NAMES:
+        raise ConfigError(f"{key} must not be {value!r}: DIR/{value} holds {RESERVED_NAMES[value]}")
+    return value
+
+
+def steps_per_round(key: str, value: Any) -> int | str:
+    """A positive number of optimizer steps, or ``epoch`` for one Z/U update per epoch."""
+    if value == "epoch":
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer or 'epoch', got {value!r}")
+    return int(value)
+
+
+def option(default: Any, check: Checker) -> Any:
+    """A config field with its default and the checker that validates a given value."""
+    return field(default=default, metadata={"check": check})
+
+
+def section(cls: type) -> Any:
+    """A nested config section, built from its own mapping (``admm: {...}``)."""
+    return field(default_factory=cls, metadata={"section": cls})
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Dense training with Adam."""
+
+    epochs: int = option(8, integer(0))
+    lr: float = option(1e-3, number(above=0))
+    batch_size: int = option(64, integer(1))
+
+
+@dataclass(frozen=True)
+class ADMMConfig:
+    """ADMM rounds (paper Sec. 3). The baselines train as long, with the same optimizer."""
+
+    rounds: int = option(8, integer(1))
+    steps_per_round: int | str = option("epoch", steps_per_round)
+    rho: float = option(1e-3, number(above=0))
+    rho_growth: float = option(1.3, number(at_least=1))
+    rho_max: float = option(1.0, number(above=0))
+    optimizer: str = option("adam", choice(*OPTIMIZERS))
+    lr: float = option(1e-3, number(above=0))
+    momentum: float = option(0.9, number(at_least=0, below=1))
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Masked retraining with Adam; ``batch_size`` defaults to pretraining's."""
+
+    epochs: int = option(4, integer(0))
+    lr: float = option(1e-3, number(above=0))
+    batch_size: int | None = option(None, optional(integer(1)))
+
+
+@dataclass(frozen=True)
+class SSLConfig:
+    """The group-lasso strength lambda of the SSL baseline (Wen et al. 2016)."""
+
+    strength: float = option(1e-4, number(at_least=0))
+
+
+@dataclass(frozen=True)
+class MagnitudeConfig:
+    """One-shot magnitude pruning, or iterative pruning over the ``admm.rounds`` epochs."""
+
+    iterative: bool = option(False, boolean)
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    """What the prune spec must reach by construction: each value is a lower bound."""
+
+    compression: float | None = option(None, optional(number(at_least=1)))
+    conv_compression: float | None = option(None, optional(number(at_least=1)))
+    conv_mac_reduction: float | None = option(None, optional(number(at_least=1)))
+
+
+def _prune_entries(key: str, value: Any) -> PruneSpec:
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(f"{key} must map layer names to {{kind, keep}}, got {value!r}")
+    layers = []
+    for layer, entry in value.items():
+        try:
+            layers.append(LayerSpec.from_entry(str(layer), entry))
+        except SpecError as err:
+            raise ConfigError(f"{key}.{layer}: {err}") from None
+    return PruneSpec(layers)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One reproduction run. ``prune`` is a ``PruneSpec`` checked against the model.
+
+    ``kind`` labels the run in the results table; by default it is the conv layers' kinds.
+    """
+
+    model: str = option(None, choice(*MODEL_NAMES))
+    dataset: str = option(None, choice(*DATASETS))
+    prune: PruneSpec = option(None, _prune_entries)
+    name: str = option("run", run_name)
+    description: str = option("", text)
+    kind: str | None = option(None, optional(text))
+    method: str = option("admm", choice(*METHODS))
+    seed: int = option(0, integer(0))
+    data_dir: str | None = option(None, optional(text))
+    dense_checkpoint: str | None = option(None, optional(text))
+    train_subset: int | None = option(None, optional(integer(1)))
+    test_subset: int | None = option(None, optional(integer(1)))
+    eval_batch_size: int = option(1000, integer(1))
+    pretrain: PretrainConfig = section(PretrainConfig)
+    admm: ADMMConfig = section(ADMMConfig)
+    retrain: RetrainConfig = section(RetrainConfig)
+    ssl: SSLConfig = section(SSLConfig)
+    magnitude: MagnitudeConfig = section(MagnitudeConfig)
+    targets: TargetsConfig = section(TargetsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (the prune spec as ``{layer: {kind, keep}}``); loads back equal."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = asdict(value) if is_dataclass(value) else (
+                value.to_dict() if isinstance(value, PruneSpec) else value)
+        return out
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes the results (``data_dir`` only says where)."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "data_dir"}
+        return _digest(settings)
+
+    def dense_key(self) -> str:
+        """A hash of what the dense model depends on: runs that share it pretrain once."""
+        return _digest({"model": self.model, "dataset": self.dataset, "seed": self.seed,
+                        "train_subset": self.train_subset, "pretrain": asdict(self.pretrain)})
+
+    @property
+    def retrain_batch_size(self) -> int:
+        return self.retrain.batch_size or self.pretrain.batch_size
+
+
+REQUIRED = ("model", "dataset", "prune")
+
+
+def _digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """``cls(**data)`` with every key known and every value checked; keys named in errors."""
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    known = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown key '{prefix}{key}' (expected one of {', '.join(known)})")
+    values = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if f.name not in data:
+            if cls is Config and f.name in REQUIRED:
+                raise ConfigError(f"missing key '{key}'")
+            continue
+        if "section" in f.metadata:
+            value = {} if data[f.name] is None else data[f.name]  # an empty YAML section
+            values[f.name] = _build(f.metadata["section"], value, key + ".")
+        else:
+            values[f.name] = f.metadata["check"](key, data[f.name])
+    return cls(**values)
+
+
+def _check_together(config: Config) -> None:
+    """The checks that need two keys, or the model."""
+    if config.admm.rho_max < config.admm.rho:
+        raise ConfigError(f"admm.rho_max must be >= admm.rho ({config.admm.rho:g}), "
+                          f"got {config.admm.rho_max:g}")
+    shapes = weight_shapes(build_model(config.model, seed=0))
+    for layer, spec in config.prune.items():
+        try:
+            PruneSpec([spec]).validate(shapes)
+        except SpecError as err:
+            raise ConfigError(f"prune.{layer}: {err} (model {config.model})") from None
+    if config.dense_checkpoint is not None and not Path(config.dense_checkpoint).is_file():
+        raise ConfigError(f"dense_checkpoint: no file at {config.dense_checkpoint!r}")
+
+
+def _read(path: Path) -> Any:
+    if path.suffix.lower() not in CONFIG_SUFFIXES:
+        raise ConfigError(
+            f"a config file must end in {', '.join(CONFIG_SUFFIXES)}, got {str(path)!r}")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    text_ = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text_)
+        return yaml.load(text_, Loader=_UniqueKeyLoader)
+    except (json.JSONDecodeError, yaml.YAMLError, SpecError) as err:
+        raise ConfigError(f"{path}: cannot parse the config: {err}") from None
+
+
+def load_config(source: Config | Mapping[str, Any] | str | os.PathLike) -> Config:
+    """A checked ``Config`` from a Config, a dict, or a .json/.yaml/.yml file.
+
+    A file's stem is the run's ``name`` unless the file sets one.
+    """
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        data = _read(path)
+        if isinstance(data, Mapping) and "name" not in data:
+            data = {**data, "name": path.stem}
+        try:
+            return load_config(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    config = _build(Config, source, "")
+    _check_together(config)
+    return config

@@ -1,0 +1,155 @@
+"""The figures of a reproduction, drawn with Matplotlib's Agg canvas (no display needed).
+
+- ``accuracy_vs_compression.png``: test accuracy against compression and against the conv
+  MAC reduction, one marker per method, the dense accuracy as a line.
+- ``residuals.png``: the primal residual ||W - Z|| / ||W|| per ADMM round (log scale);
+  Adam W-step runs solid, SGD W-step runs dashed.
+- ``kept_fraction.png``: per layer, the fraction of weights each distinct spec keeps.
+- ``survivors_<run>.png``: per pruned conv layer, its GEMM matrix (rows = filters,
+  columns = (c, y, x) columns) with kept weights dark: filter pruning shows as white
+  rows, column pruning as white columns.
+- ``speedup_vs_flops.png``: measured speedup against the FLOP ratio, with the ideal
+  line speedup = FLOP ratio.
+
+``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+METHOD_STYLE = {"admm": ("o", "tab:blue"), "magnitude": ("s", "tab:orange"),
+                "ssl": ("^", "tab:green")}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def _finite(value: Any) -> float:
+    return float(value) if value is not None and np.isfinite(value) else np.nan
+
+
+def accuracy_vs_compression(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    fig = Figure(figsize=(10, 4))
+    for ax, key, label in zip(fig.subplots(1, 2), ("compression", "conv_mac_reduction"),
+                              ("compression (total / kept weights)", "conv MAC reduction")):
+        for method, (marker, color) in METHOD_STYLE.items():
+            mine = [r for r in rows if r["method"] == method]
+            if mine:
+                ax.scatter([_finite(r[key]) for r in mine], [100 * r["accuracy"] for r in mine],
+                           marker=marker, color=color, label=method)
+                for r in mine:
+                    ax.annotate(r["kind"], (_finite(r[key]), 100 * r["accuracy"]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
+        for dense in sorted({r["dense_accuracy"] for r in rows}):
+            ax.axhline(100 * dense, color="grey", linestyle=":", label="dense")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Accuracy against compression")
+    return _save(fig, path)
+
+
+def residual_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    admm_rows = [r for r in rows if r["method"] == "admm" and r["residuals"]]
+    if not admm_rows:
+        return None
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for r in admm_rows:
+        rounds = np.arange(1, len(r["residuals"]) + 1)
+        style = "-" if r["optimizer"] == "adam" else "--"
+        ax.plot(rounds, r["residuals"], style, marker=".", label=f"{r['name']} ({r['optimizer']})")
+    ax.set_yscale("log")
+    ax.set_xlabel("ADMM round")
+    ax.set_ylabel("primal residual ||W - Z|| / ||W||")
+    both = len({r["optimizer"] for r in admm_rows}) > 1
+    ax.set_title("ADMM convergence" + (": Adam (solid) and SGD (dashed) W-steps" if both else ""))
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def kept_fractions(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """One bar per layer for each distinct set of kept fractions (methods share specs)."""
+    layers = [l["layer"] for l in rows[0]["layers"]]
+    distinct: dict[tuple, Mapping[str, Any]] = {}
+    for r in rows:
+        if [l["layer"] for l in r["layers"]] == layers:  # one model per figure: the first
+            distinct.setdefault(tuple(l["kept_fraction"] for l in r["layers"]), r)
+    fig = Figure(figsize=(max(6, 1.2 * len(layers) * max(1, len(distinct)) ** 0.5), 4))
+    ax = fig.subplots()
+    width = 0.8 / len(distinct)
+    for i, r in enumerate(distinct.values()):
+        x = np.arange(len(layers)) + (i - (len(distinct) - 1) / 2) * width
+        ax.bar(x, [l["kept_fraction"] for l in r["layers"]], width, label=r["kind"])
+    ax.set_xticks(np.arange(len(layers)), layers)
+    ax.set_yscale("log")
+    ax.set_ylabel("kept fraction of weights")
+    ax.set_title("Kept weights per layer")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def survivors(name: str, masks: Mapping[str, np.ndarray], path: Path) -> Path | None:
+    """Each pruned conv weight as its (filters x columns) GEMM matrix, kept weights dark."""
+    convs = {n: m for n, m in masks.items() if m.ndim == 4}
+    if not convs:
+        return None
+    fig = Figure(figsize=(5 * len(convs), 3.5))
+    axes = np.atleast_1d(fig.subplots(1, len(convs)))
+    for ax, (param, mask) in zip(axes, convs.items()):
+        matrix = mask.reshape(mask.shape[0], -1)
+        ax.imshow(matrix, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        rows, cols = matrix.any(axis=1).sum(), matrix.any(axis=0).sum()
+        ax.set_title(f"{param}: {rows}/{matrix.shape[0]} filters, {cols}/{matrix.shape[1]} columns",
+                     fontsize=9)
+        ax.set_xlabel("column (c, y, x)")
+        ax.set_ylabel("filter")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"Surviving weights: {name}")
+    return _save(fig, path)
+
+
+def speedup_vs_flops(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    flops = [_finite(r["conv_mac_reduction"]) for r in rows]
+    top = max([f for f in flops if np.isfinite(f)] + [2.0]) * 1.1
+    ax.plot([1, top], [1, top], color="grey", linestyle=":", label="ideal: speedup = FLOP ratio")
+    measured = [r for r in rows if r["measured_speedup"] is not None]
+    for method, (marker, color) in METHOD_STYLE.items():
+        mine = [r for r in measured if r["method"] == method]
+        if mine:
+            ax.scatter([_finite(r["conv_mac_reduction"]) for r in mine],
+                       [r["measured_speedup"] for r in mine], marker=marker, color=color,
+                       label=method)
+    if len(measured) < len(rows):
+        ax.text(0.97, 0.04, "not yet measured (FLOP ratio only)", transform=ax.transAxes,
+                fontsize=9, ha="right")
+        ax.plot(flops, np.ones(len(flops)), "|", color="black", markersize=12,
+                label="FLOP ratio of runs not measured")
+    ax.set_xlabel("conv FLOP ratio (dense MACs / pruned MACs)")
+    ax.set_ylabel("measured speedup")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def write_figures(rows: Sequence[Mapping[str, Any]], masks: Mapping[str, Mapping[str, np.ndarray]],
+                  directory: Path) -> list[Path]:
+    """Every figure for ``rows`` (results.json's runs) and each run's masks; their paths."""
+    paths = [accuracy_vs_compression(rows, directory / "accuracy_vs_compression.png"),
+             residual_curves(rows, directory / "residuals.png"),
+             kept_fractions(rows, directory / "kept_fraction.png"),
+             speedup_vs_flops(rows, directory / "speedup_vs_flops.png")]
+    paths += [survivors(name, run_masks, directory / f"survivors_{name}.png")
+              for name, run_masks in masks.items()]
+    return [p for p in paths if p is not None]

@@ -1,0 +1,95 @@
+"""One run's progress on disk: ``DIR/<run>/state.json`` and its phase checkpoints.
+
+``state.json`` holds the config, the phases finished so far (in order) and what each
+recorded (accuracy, residuals, statistics, its one-line summary). A phase counts as
+finished only once its record is written, after its checkpoint, so a crash at any
+point leaves a state from which ``--resume`` can go on. Both files are replaced
+atomically: a reader never sees half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError
+
+STATE_FILE = "state.json"
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically (a temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class RunState:
+    """The finished phases of one run and their records, mirrored in ``state.json``."""
+
+    def __init__(self, directory: Path, data: dict[str, Any]):
+        self.dir = directory
+        self.data = data
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, config: Config, resume: bool) -> RunState:
+        """Continue the run in ``directory`` (``resume``) or start it afresh there."""
+        directory = Path(directory)
+        path = directory / STATE_FILE
+        if resume and path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("fingerprint") != config.fingerprint():
+                raise ConfigError(
+                    f"--resume: {directory} was started with a different config; "
+                    "drop --resume to start over there, or use another --out")
+            return cls(directory, data)
+        if path.is_file():
+            shutil.rmtree(directory)  # a fresh start must not pick up old checkpoints
+        elif directory.exists() and any(directory.iterdir()):
+            raise ConfigError(f"{directory} exists and holds no run (no {STATE_FILE}): "
+                              "choose another --out or run name")
+        directory.mkdir(parents=True, exist_ok=True)
+        state = cls(directory, {"name": config.name, "fingerprint": config.fingerprint(),
+                                "config": config.to_dict(), "done": [], "phases": {}})
+        state.save()
+        return state
+
+    def save(self) -> None:
+        write_json(self.dir / STATE_FILE, self.data)
+
+    def done(self, phase: str) -> bool:
+        return phase in self.data["done"]
+
+    def record(self, phase: str) -> dict[str, Any]:
+        return self.data["phases"].get(phase, {})
+
+    def finish(self, phase: str, record: dict[str, Any]) -> None:
+        """Store ``record`` as ``phase``'s result and mark the phase finished."""
+        self.data["phases"][phase] = record
+        if phase not in self.data["done"]:
+            self.data["done"].append(phase)
+        self.save()
+
+    def checkpoint(self, phase: str) -> Path:
+        """Where ``phase`` keeps its checkpoint: ``DIR/<run>/ckpt_<phase>.npz``."""
+        return self.dir / f"ckpt_{phase}.npz"
+
+
+def read_state(directory: Path) -> dict[str, Any] | None:
+    """The state of the run in ``directory``, or None if there is none."""
+    path = directory / STATE_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))

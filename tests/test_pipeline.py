@@ -1,0 +1,296 @@
+"""The reproduction pipeline: config errors, every phase end to end on a tiny net and a
+synthetic dataset, bitwise resume after an interruption, the CLI, the shipped configs."""
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidnn
+from admm import hard_prune
+from admm import training
+from admm.__main__ import main
+from admm.config import ConfigError, load_config
+from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
+from admm.stats import summary
+from minidnn.models import LeNet5
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_TRAIN_EPOCH = training.train_epoch
+TINY = {
+    "model": "tinynet", "dataset": "synthetic", "train_subset": 320, "test_subset": 160,
+    "seed": 0, "method": "admm",
+    "pretrain": {"epochs": 2, "lr": 0.003, "batch_size": 32},
+    "admm": {"rounds": 3, "rho": 0.01, "rho_growth": 2.0},
+    "retrain": {"epochs": 1, "lr": 0.001},
+    "magnitude": {"iterative": True},
+    "ssl": {"strength": 0.001},
+    "prune": {"conv1": {"kind": "filter", "keep": 0.5}, "fc1": {"kind": "irregular", "keep": 0.2}},
+}
+ROW_KEYS = {"name", "kind", "method", "accuracy", "accuracy_drop", "compression",
+            "conv_compression", "conv_mac_reduction", "measured_speedup", "epochs"}
+
+
+def tiny(**changes):
+    """TINY with top-level keys replaced and sections updated (``admm={"rho": 1}``)."""
+    config = copy.deepcopy(TINY)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict) and key != "prune":
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pretrian": {"epochs": 1}}, "unknown key 'pretrian' (expected one of"),
+    ({"admm": {"rho_growth": 0.5}}, "admm.rho_growth must be >= 1, got 0.5"),
+    ({"admm": {"rhoo": 0.5}}, "unknown key 'admm.rhoo'"),
+    ({"admm": {"rho": "1e-3"}}, "admm.rho must be a number, got '1e-3'"),
+    ({"admm": {"rho": 0.5, "rho_max": 0.1}}, "admm.rho_max must be >= admm.rho"),
+    ({"admm": {"steps_per_round": 0}}, "admm.steps_per_round must be a positive integer or 'epoch'"),
+    ({"admm": {"optimizer": "rmsprop"}}, "admm.optimizer must be one of adam, sgd"),
+    ({"pretrain": {"epochs": -1}}, "pretrain.epochs must be >= 0, got -1"),
+    ({"pretrain": {"batch_size": 2.5}}, "pretrain.batch_size must be an integer"),
+    ({"method": "lasso"}, "method must be one of admm, magnitude, ssl, got 'lasso'"),
+    ({"model": "resnet"}, "model must be one of"),
+    ({"dataset": "cifar"}, "dataset must be one of"),
+    ({"magnitude": {"iterative": "yes"}}, "magnitude.iterative must be true or false"),
+    ({"name": "../x"}, "name must be letters"),
+    ({"prune": {"conv9": {"kind": "filter", "keep": 0.5}}}, "prune.conv9: layer 'conv9': unknown layer"),
+    ({"prune": {"conv1": {"kind": "rows", "keep": 0.5}}}, "prune.conv1: layer 'conv1': unknown kind"),
+    ({"prune": {"fc1": {"kind": "irregular", "keep": 1.5}}}, "prune.fc1: layer 'fc1':"),
+    ({"prune": {"conv1": {"kind": "filter", "keep": 9}}}, "prune.conv1: layer 'conv1': keep=9"),
+    ({"prune": {"conv1": {"kind": "channel", "keep": 0.5}}}, "prune.conv1"),
+    ({"prune": {}}, "prune must map layer names"),
+    ({"dense_checkpoint": "/nonexistent.npz"}, "dense_checkpoint: no file"),
+])
+def test_config_errors_name_the_key(change, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(tiny(**change))
+    assert message in str(err.value)
+
+
+def test_config_required_keys_files_and_round_trip(tmp_path):
+    with pytest.raises(ConfigError, match="missing key 'prune'"):
+        load_config({k: v for k, v in TINY.items() if k != "prune"})
+    with pytest.raises(ConfigError, match="must end in .json, .yaml, .yml"):
+        load_config(tmp_path / "c.txt")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("model: tinynet\nmodel: lenet5\n")
+    with pytest.raises(ConfigError, match="duplicate key 'model'"):
+        load_config(dup)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: tinynet\ndataset: synthetic\nprune: {fc1: {kind: filter, keep: 2}}\n"
+                   "admm: {rho_growth: 0.5}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: admm.rho_growth must be >= 1"):
+        load_config(bad)
+    path = tmp_path / "tiny_run.json"
+    path.write_text(json.dumps(TINY))
+    config = load_config(path)
+    assert config.name == "tiny_run" and config.admm.steps_per_round == "epoch"
+    assert config.retrain_batch_size == 32 and config.eval_batch_size == 1000
+    assert load_config(config.to_dict()) == config
+    assert config.fingerprint() != load_config(tiny(seed=1)).fingerprint()
+    assert config.dense_key() == load_config(tiny(method="ssl")).dense_key()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """All three methods into one directory: ADMM through the CLI, the baselines directly."""
+    out = tmp_path_factory.mktemp("repro")
+    config = out / "tiny_admm.json"
+    config.write_text(json.dumps(tiny()))
+    assert main(["reproduce", "--config", str(config), "--out", str(out)]) == 0
+    lines = []
+    for method in ("magnitude", "ssl"):
+        reproduce(tiny(method=method, name=f"tiny_{method}"), out, progress=False, log=lines.append)
+    return out, lines
+
+
+def test_every_phase_writes_results_report_and_figures(finished):
+    out, lines = finished
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["dense"]) >= {"accuracy"} and 0 < results["dense"]["accuracy"] <= 1
+    rows = {r["name"]: r for r in results["runs"]}
+    assert set(rows) == {"tiny_admm", "tiny_magnitude", "tiny_ssl"}
+    for name, row in rows.items():
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["measured_speedup"] is None
+        assert row["epochs"] == 2 + 3 + 1  # the same budget for every method
+        assert row["kind"] == "filter" and row["method"] == name.split("_")[1]
+        assert row["compression"] == pytest.approx(5860 / (50 + 1152))
+        assert row["conv_mac_reduction"] == pytest.approx(2.0)
+        assert row["accuracy_drop"] == pytest.approx(row["dense_accuracy"] - row["accuracy"])
+        assert [l["layer"] for l in row["layers"]] == ["conv1", "fc1"]
+    assert len(rows["tiny_admm"]["residuals"]) == 3 and not rows["tiny_ssl"]["residuals"]
+    assert rows["tiny_admm"]["accuracy"] > 0.5  # it learns, even this small
+    md = (out / "results.md").read_text()
+    assert "measured speedup: not yet measured (FLOP ratio only)" in md
+    assert "| tiny_ssl | filter | ssl |" in md and "| conv1 | 4x1x5x5 | 2/4 |" in md
+    figures = {p.name for p in (out / "figures").glob("*.png") if p.stat().st_size > 1000}
+    assert figures >= {"accuracy_vs_compression.png", "residuals.png", "kept_fraction.png",
+                       "speedup_vs_flops.png", "survivors_tiny_admm.png", "survivors_tiny_ssl.png"}
+    phases = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
+    assert phases[:7] == ["[pretrain]", "[magnitude]", "[hard_prune]", "[retrain]", "[evaluate]",
+                          "[compact]", "[report]"]
+    assert "cached" in lines[1] and len(list((out / "dense").glob("*.npz"))) == 1  # pretrained once
+    state = json.loads((out / "tiny_admm" / "state.json").read_text())
+    assert state["done"] == ["pretrain", "admm", "hard_prune", "retrain", "evaluate", "compact",
+                             "report"]
+
+
+def _interrupt_at(monkeypatch, call):
+    """Raise KeyboardInterrupt in the ``call``-th epoch of training; count the epochs run."""
+    calls = []
+
+    def train_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return REAL_TRAIN_EPOCH(*args, **kwargs)
+    monkeypatch.setattr(training, "train_epoch", train_epoch)
+    return calls
+
+
+@pytest.mark.parametrize("changes, call, where", [
+    ({}, 4, "in ADMM round 2"),
+    ({"admm": {"steps_per_round": 6}}, 5, "in ADMM round 3, a round of steps mid-epoch"),
+    ({"method": "magnitude"}, 5, "in magnitude epoch 3 (iterative pruning restored)"),
+    ({"method": "magnitude", "magnitude": {"iterative": False}}, 4, "in one-shot magnitude"),
+    ({}, 6, "in masked retraining"),
+    ({"method": "ssl"}, 2, "in dense pretraining"),
+])
+def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, changes, call,
+                                                        where):
+    config = tiny(**changes)
+    quiet = {"progress": False, "log": lambda line: None, "write_report": False}
+    expected = reproduce(config, tmp_path / "uninterrupted", **quiet)
+    _interrupt_at(monkeypatch, call)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(config, tmp_path / "interrupted", **quiet)
+    calls = _interrupt_at(monkeypatch, 0)
+    row = reproduce(config, tmp_path / "interrupted", resume=True, **quiet)
+    assert len(calls) == 2 + 3 + 1 - (call - 1), f"resumed {where} should not start over"
+    reference = minidnn.load(tmp_path / "uninterrupted/run/ckpt_retrain.npz")["model"]
+    resumed = minidnn.load(tmp_path / "interrupted/run/ckpt_retrain.npz")["model"]
+    for name, weight in reference.items():
+        assert np.array_equal(weight, resumed[name]), name
+    assert row == expected
+
+
+def test_interrupted_run_needs_resume_with_the_same_config(tmp_path, monkeypatch):
+    calls = _interrupt_at(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tiny(), tmp_path, progress=False, log=lambda line: None)
+    with pytest.raises(ConfigError, match="different config"):
+        reproduce(tiny(seed=3), tmp_path, resume=True, log=lambda line: None)
+    calls = _interrupt_at(monkeypatch, 0)
+    lines = []
+    reproduce(tiny(admm={"steps_per_round": 4}), tmp_path, progress=False, log=lines.append,
+              write_report=False)  # no --resume: starts over, from the cached dense model
+    assert len(calls) == 3 + 1 and "cached" in lines[1]
+
+
+def test_rounds_of_steps_cross_epoch_boundaries(tmp_path):
+    row = reproduce(tiny(admm={"steps_per_round": 7}), tmp_path, progress=False,
+                    log=lambda line: None, write_report=False)
+    assert row["epochs_by_phase"]["admm"] == pytest.approx(3 * 7 / 10)
+    assert len(row["residuals"]) == 3
+
+
+def test_reproduce_all_writes_one_combined_table(tmp_path):
+    configs = {}
+    for name, spec in [("t_filter", {"conv1": {"kind": "filter", "keep": 2}}),
+                       ("t_column", {"conv1": {"kind": "column", "keep": 0.4}})]:
+        configs[name] = tmp_path / f"{name}.json"
+        configs[name].write_text(json.dumps(tiny(prune=spec, retrain={"epochs": 0})))
+    out = tmp_path / "out"
+    lines = []
+    results = reproduce_all(out, only=["t_column"], configs=configs, progress=False, log=lines.append)
+    assert [r["name"] for r in results["runs"]] == ["t_column"]
+    results = reproduce_all(out, resume=True, configs=configs, progress=False, log=lines.append)
+    assert [r["name"] for r in results["runs"]] == ["t_filter", "t_column"]  # in the order of KINDS
+    assert "(done before)" in lines[-3] and lines[-1].startswith("[report] wrote")
+    assert json.loads((out / "results.json").read_text()) == results
+    assert (out / "results.md").read_text().count("| t_") == 2
+
+
+def test_a_fresh_start_never_deletes_what_is_not_a_run(tmp_path):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds no run"):
+        reproduce(tiny(name="tiny"), tmp_path, log=lambda line: None)
+    assert (tmp_path / "tiny" / "notes.txt").exists()
+
+
+def test_cli_exits_2_with_one_line_for_bad_input(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: tinynet\ndataset: synthetic\nprune: {conv1: {kind: filter, keep: 0.5}}\n"
+                   "admm: {rho_growth: 0.5}\n")
+    assert main(["reproduce", "--config", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "admm.rho_growth must be >= 1, got 0.5" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    missing = tmp_path / "missing_data.json"
+    missing.write_text(json.dumps(tiny(dataset="mnist", data_dir=str(tmp_path / "nothing"))))
+    assert main(["reproduce", "--config", str(missing), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and err.count("\n") == 1
+    assert main(["reproduce", "--all", "--only", "nope", "--out", str(tmp_path)]) == 2
+    assert "--only: unknown config 'nope'" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "admm", "reproduce", "--config", str(bad),
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and not proc.stdout
+
+
+def test_cli_stats_prints_the_sparsity_table(finished, capsys):
+    out, _ = finished
+    assert main(["stats", "--checkpoint", str(out / "tiny_admm" / "ckpt_retrain.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "conv1" in printed and "compression 4.88x" in printed
+
+
+def _aligned(model):
+    """Weights whose group norms fall with every index, so each projection keeps the
+    lowest-numbered filters, channels and columns: the kept filters of one layer feed the
+    kept channels of the next. No kept weight reads a dead input, the case with the
+    least MAC reduction: the targets then hold for any trained weights."""
+    for name, p in model.named_parameters():
+        if name.endswith("weight"):
+            idx = np.indices(p.shape) + 1.0
+            if p.ndim == 4:
+                idx[2] = (idx[2] - 1) * p.shape[3] + idx[3]
+                idx = idx[:3]
+            p.data = (1.0 / np.prod(idx, axis=0)).astype(np.float32)
+    return model
+
+
+def test_shipped_configs_load_and_meet_their_targets_by_construction():
+    configs = {name: load_config(path) for name, path in shipped_configs().items()}
+    kinds = ["irregular", "filter", "channel", "column", "filter_column"]
+    expected = {f"lenet5_fmnist_{k}_{m}" for k in kinds for m in ("admm", "magnitude", "ssl")}
+    assert set(configs) == expected | {"lenet5_fmnist_light_admm", "lenet5_fmnist_irregular_admm_sgd"}
+    for name, config in configs.items():
+        assert config.model == "lenet5" and config.dataset == "fashion-mnist"
+        assert (config.pretrain.epochs, config.admm.rounds, config.retrain.epochs) == (8, 8, 4)
+        baseline = configs[name.replace("_magnitude", "_admm").replace("_ssl", "_admm")]
+        assert config.prune == baseline.prune, name  # baselines prune exactly like ADMM
+        stats = summary(LeNet5(), hard_prune(_aligned(LeNet5()), config.prune))
+        targets = {k: v for k, v in vars(config.targets).items() if v is not None}
+        assert targets, f"{name} states no target"
+        for key, bound in targets.items():
+            assert stats[key] >= bound, (name, key, stats[key], bound)
+    assert configs["lenet5_fmnist_irregular_admm_sgd"].admm.optimizer == "sgd"
+    light = summary(LeNet5(), hard_prune(LeNet5(), configs["lenet5_fmnist_light_admm"].prune))
+    assert 1 - light["conv_kept_weights"] / light["conv_weights"] == pytest.approx(0.33, abs=0.02)
+    for path in demo_configs():
+        demo = load_config(path)
+        assert demo.train_subset and demo.pretrain.epochs <= 3
+        assert path.read_text().startswith("#")
+    assert all(p.read_text().startswith("# Reproduces:") for p in shipped_configs().values())
