@@ -5,13 +5,14 @@
     python benchmarks/train_speed.py --batch-size 256 --profile
 
 Both engines train the same model (PyTorch starts from minidnn's initial weights) with
-Adam on the same batches in the same order. Each engine lives in its own worker process,
-so neither's thread pool spins on the cores while the other works; the parent alternates
-them chunk by chunk (minidnn, torch, minidnn, ... ``--rounds`` times), so both see the
-same machine load, and reports the median chunk time scaled to a full epoch. BLAS
-(threadpoolctl and the *_NUM_THREADS variables), Numba and torch are pinned to
-``--threads`` threads. Peak memory is the minidnn worker's own peak RSS. The last line
-printed is one JSON object.
+Adam on the same batches in the same order; with ``--device cuda`` each moves the whole
+training set to the GPU once and slices its batches there. Each engine lives in its own
+worker process, so neither's thread pool spins on the cores while the other works; the
+parent alternates them chunk by chunk (minidnn, torch, minidnn, ... ``--rounds`` times),
+so both see the same machine load, and reports the median chunk time scaled to a full
+epoch. BLAS (threadpoolctl and the *_NUM_THREADS variables), Numba and torch are pinned
+to ``--threads`` threads. Peak memory is the minidnn worker's own peak RSS. The last
+line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -74,14 +75,14 @@ def minidnn_worker(args):
     from minidnn.models import LeNet5
 
     images, labels, batches = epoch_batches(args.batch_size)
+    images, labels = backend.to_device(images, args.device), backend.to_device(labels, args.device)
+    batches = [backend.to_device(idx, args.device) for idx in batches]
     model = LeNet5(seed=0).to(args.device)
     opt = optim.Adam(model.named_parameters(), lr=1e-3)
 
     def train(start: int, count: int) -> None:
         for idx in batches[start:start + count]:
-            x = backend.to_device(images[idx], args.device)
-            y = backend.to_device(labels[idx], args.device)
-            loss = F.cross_entropy(model(minidnn.Tensor(x)), y)
+            loss = F.cross_entropy(model(minidnn.Tensor(images[idx])), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -94,7 +95,13 @@ def minidnn_worker(args):
         return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                 for r in prof.rows()]
 
-    return len(batches), train, {"profile": profile}
+    def gpu(*_) -> str | None:
+        if args.device != "cuda":
+            return None
+        name = backend.cp.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+
+    return len(batches), train, {"profile": profile, "gpu": gpu}
 
 
 def torch_worker(args):
@@ -104,6 +111,9 @@ def torch_worker(args):
     from minidnn.models import LeNet5
 
     images, labels, batches = epoch_batches(args.batch_size)
+    images = torch.from_numpy(images).to(args.device)
+    labels = torch.from_numpy(labels).to(args.device)
+    batches = [torch.from_numpy(idx).to(args.device) for idx in batches]
     nn = torch.nn
     model = nn.Sequential(
         nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.MaxPool2d(2),
@@ -116,9 +126,7 @@ def torch_worker(args):
 
     def train(start: int, count: int) -> None:
         for idx in batches[start:start + count]:
-            x = torch.from_numpy(images[idx]).to(args.device)
-            y = torch.from_numpy(labels[idx]).to(args.device)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -219,6 +227,7 @@ def main(args) -> dict:
         "minidnn_chunk_s": [round(t, 3) for t in ours_s],
         "torch_chunk_s": [round(t, 3) for t in torch_s],
         "device": args.device,
+        "gpu": info["gpu"],
         "torch_version": theirs.ask("info")["version"] if theirs else None,
         "blas": info["blas"],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

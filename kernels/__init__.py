@@ -5,7 +5,9 @@
 - ``kernels.adam``: fused in-place Adam and SGD updates matching ``torch.optim``.
 
 Every module has ``*_ref`` (NumPy), ``*_numba`` (Numba CPU) and a dispatcher without a
-suffix that picks the kernel for the array it is given. Import them from their module
+suffix that picks the kernel for the array it is given. The GPU versions live beside them:
+``im2col_cuda.py``, ``pooling_cuda.py`` and ``adam_cuda.py`` launch CuPy RawKernels whose
+CUDA source is the ``.cu`` file of the same name, compiled on first use. Import them from their module
 (``from kernels.im2col import im2col``): the package re-exports nothing, so a module name
 is never shadowed by a function of the same name. This package is a leaf: it imports
 neither ``minidnn`` nor ``admm``.

@@ -1,9 +1,11 @@
-"""How a kernel is chosen: Numba on NumPy arrays, the NumPy reference when Numba is absent.
+"""How a kernel is chosen: CUDA on CuPy arrays, Numba on NumPy arrays, else the reference.
 
-Without Numba, ``njit`` becomes a no-op decorator and ``prange`` becomes ``range``, so the
+A dispatcher sends a CuPy array to its ``*_cuda`` launcher (``kernels._cuda``), a NumPy
+array to the ``*_numba`` kernel, or to the NumPy reference when Numba is absent. Without
+Numba, ``njit`` becomes a no-op decorator and ``prange`` becomes ``range``, so the
 ``*_numba`` functions still run as plain Python (slow, but steppable in a debugger, the
-same effect as ``NUMBA_DISABLE_JIT=1``). GPU arrays have no kernel yet: the dispatchers
-raise ``NotImplementedError`` for them instead of copying to the host behind your back.
+same effect as ``NUMBA_DISABLE_JIT=1``). A kernel without a GPU version raises
+``NotImplementedError`` for a CuPy array instead of copying to the host behind your back.
 """
 
 from __future__ import annotations
@@ -34,15 +36,20 @@ except ImportError:  # Numba is optional; the references cover every kernel
         return lambda func: func
 
 
+def is_cupy_array(a: Any) -> bool:
+    """True for a CuPy array, told by its type's module so that CuPy is never imported here."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
 def require_numpy(op: str, *arrays: Any) -> None:
     """Raise ``NotImplementedError`` unless every non-None argument is a NumPy array."""
     for a in arrays:
         if a is not None and not isinstance(a, np.ndarray):
             kind = f"{type(a).__module__}.{type(a).__name__}"
             raise NotImplementedError(
-                f"{op}: only NumPy arrays have a kernel so far, got {kind}; "
-                "a GPU version will be added next to the Numba one"
+                f"{op}: only NumPy arrays have a kernel on this path, got {kind}; "
+                "CuPy arrays go to the kernels that have a CUDA version"
             )
 
 
-__all__ = ["NUMBA_AVAILABLE", "njit", "prange", "require_numpy"]
+__all__ = ["NUMBA_AVAILABLE", "is_cupy_array", "njit", "prange", "require_numpy"]

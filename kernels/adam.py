@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy
+from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy
 
 
 def _check_shapes(op: str, param: np.ndarray, **state: np.ndarray | None) -> None:
@@ -187,6 +187,10 @@ def adam_update(
     weight_decay: float = 0.0,
 ) -> None:
     """One Adam step in place (``step`` counts from 1); see the module docstring."""
+    if any(is_cupy_array(a) for a in (param, grad, m, v)):
+        from kernels.adam_cuda import adam_update_cuda  # late: it imports this module
+
+        return adam_update_cuda(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay)
     require_numpy("adam_update", param, grad, m, v)
     impl = adam_update_numba if NUMBA_AVAILABLE else adam_update_ref
     impl(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay)
@@ -205,6 +209,11 @@ def sgd_update(
     first_step: bool,
 ) -> None:
     """One SGD step in place; ``buf`` may be None when ``momentum == 0``."""
+    if any(is_cupy_array(a) for a in (param, grad, buf)):
+        from kernels.adam_cuda import sgd_update_cuda  # late: it imports this module
+
+        return sgd_update_cuda(param, grad, buf, lr, momentum, weight_decay, dampening, nesterov,
+                               first_step=first_step)
     require_numpy("sgd_update", param, grad, buf)
     impl = sgd_update_numba if NUMBA_AVAILABLE else sgd_update_ref
     impl(param, grad, buf, lr, momentum, weight_decay, dampening, nesterov, first_step=first_step)

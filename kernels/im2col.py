@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy
+from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy
 
 IntPair = int | Sequence[int]
 
@@ -201,6 +201,10 @@ def im2col(
     x: np.ndarray, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0
 ) -> np.ndarray:
     """``(N, C, H, W) -> (N*OH*OW, C*kh*kw)`` with zero padding; see the module docstring."""
+    if is_cupy_array(x):
+        from kernels.im2col_cuda import im2col_cuda  # late: it imports this module
+
+        return im2col_cuda(x, kh, kw, stride, padding)
     require_numpy("im2col", x)
     impl = im2col_numba if NUMBA_AVAILABLE else im2col_ref
     return impl(x, kh, kw, stride, padding)
@@ -215,6 +219,10 @@ def col2im(
     padding: IntPair = 0,
 ) -> np.ndarray:
     """Adjoint of :func:`im2col`: ``(N*OH*OW, C*kh*kw) -> (N, C, H, W)``, summing overlaps."""
+    if is_cupy_array(cols):
+        from kernels.im2col_cuda import col2im_cuda  # late: it imports this module
+
+        return col2im_cuda(cols, x_shape, kh, kw, stride, padding)
     require_numpy("col2im", cols)
     impl = col2im_numba if NUMBA_AVAILABLE else col2im_ref
     return impl(cols, x_shape, kh, kw, stride, padding)

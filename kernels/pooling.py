@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy
+from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy
 from kernels.im2col import Geometry, IntPair, conv_geometry, pair, window
 
 
@@ -278,6 +278,10 @@ def maxpool2d_forward(
     x: np.ndarray, k: IntPair, stride: IntPair | None = None, padding: IntPair = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling: ``(out, argmax)``, argmax a flat index into each (H, W) plane."""
+    if is_cupy_array(x):
+        from kernels.pooling_cuda import maxpool2d_forward_cuda  # late: it imports this module
+
+        return maxpool2d_forward_cuda(x, k, stride, padding)
     require_numpy("maxpool2d_forward", x)
     impl = maxpool2d_forward_numba if NUMBA_AVAILABLE else maxpool2d_forward_ref
     return impl(x, k, stride, padding)
@@ -285,6 +289,10 @@ def maxpool2d_forward(
 
 def maxpool2d_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: Sequence[int]) -> np.ndarray:
     """Gradient of max pooling with respect to its input."""
+    if is_cupy_array(dout) or is_cupy_array(argmax):
+        from kernels.pooling_cuda import maxpool2d_backward_cuda  # late: it imports this module
+
+        return maxpool2d_backward_cuda(dout, argmax, x_shape)
     require_numpy("maxpool2d_backward", dout, argmax)
     impl = maxpool2d_backward_numba if NUMBA_AVAILABLE else maxpool2d_backward_ref
     return impl(dout, argmax, x_shape)
@@ -294,6 +302,10 @@ def avgpool2d_forward(
     x: np.ndarray, k: IntPair, stride: IntPair | None = None, padding: IntPair = 0
 ) -> np.ndarray:
     """Average pooling with zero padding counted in the mean."""
+    if is_cupy_array(x):
+        from kernels.pooling_cuda import avgpool2d_forward_cuda  # late: it imports this module
+
+        return avgpool2d_forward_cuda(x, k, stride, padding)
     require_numpy("avgpool2d_forward", x)
     impl = avgpool2d_forward_numba if NUMBA_AVAILABLE else avgpool2d_forward_ref
     return impl(x, k, stride, padding)
@@ -307,6 +319,10 @@ def avgpool2d_backward(
     padding: IntPair = 0,
 ) -> np.ndarray:
     """Gradient of average pooling with respect to its input."""
+    if is_cupy_array(dout):
+        from kernels.pooling_cuda import avgpool2d_backward_cuda  # late: it imports this module
+
+        return avgpool2d_backward_cuda(dout, x_shape, k, stride, padding)
     require_numpy("avgpool2d_backward", dout)
     impl = avgpool2d_backward_numba if NUMBA_AVAILABLE else avgpool2d_backward_ref
     return impl(dout, x_shape, k, stride, padding)

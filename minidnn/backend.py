@@ -43,8 +43,8 @@ def get_array_module(*arrays: Any, op: str = "op"):
     devices = {device_of(a) for a in arrays if isinstance(a, np.ndarray) or is_cupy_array(a)}
     if len(devices) > 1:
         raise TypeError(
-            f"{op}: arrays on different devices (cpu and cuda) cannot be mixed; "
-            "move them with .to(device) first"
+            f"{op}: arrays on different devices ({' and '.join(sorted(devices))}) cannot be "
+            "mixed; move them with .to(device) first"
         )
     if devices == {"cuda"}:
         return cp

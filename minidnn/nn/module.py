@@ -117,7 +117,14 @@ class Module:
             p.grad = None
 
     def to(self, device: str) -> "Module":
-        """Move parameters and buffers to ``device`` in place (the Parameter objects stay)."""
+        """Move parameters, their gradients and buffers to ``device`` in place.
+
+        The Parameter objects stay, so optimizers and pruners keep their references. State
+        that belongs to a parameter follows it: Adam's moments and SGD's momentum
+        (``Optimizer._buffer``), ADMM's Z and U (``ADMMPruner``) and pruning masks
+        (``MaskedRetraining``) move to the parameter's device on their next use, or at once
+        with their own ``.to(device)``. ``state_dict()`` gives host copies and moves nothing.
+        """
         device = backend.check_device(device)
         for p in self.parameters():
             p.data = backend.to_device(p.data, device)

@@ -27,6 +27,5 @@ class Adam(Optimizer):
         v = self._buffer(state, "exp_avg_sq", param.data)
         step = int(state.get("step", 0)) + 1
         state["step"] = np.asarray(step)
-        update = _kernels.adam_update if isinstance(param.data, np.ndarray) else _kernels.adam_update_ref
-        update(param.data, grad, m, v, self.lr, self.betas[0], self.betas[1], self.eps, step,
-               self.weight_decay)
+        _kernels.adam_update(param.data, grad, m, v, self.lr, self.betas[0], self.betas[1],
+                             self.eps, step, self.weight_decay)

@@ -94,6 +94,19 @@ class Optimizer:
                 return self.state[name]
         raise KeyError("parameter is not managed by this optimizer")
 
+    def to(self, device: str) -> "Optimizer":
+        """Move the state arrays of every parameter (Adam's moments, momentum) to ``device``.
+
+        Optional: each buffer also follows its parameter's device on the next ``step()``.
+        0-d entries (the step counter) stay host scalars.
+        """
+        device = backend.check_device(device)
+        for state in self.state.values():
+            for key, value in state.items():
+                if getattr(value, "ndim", 0) > 0:
+                    state[key] = backend.to_device(value, device)
+        return self
+
     def _buffer(self, state: dict[str, Any], key: str, like: Any) -> Any:
         """A zero-initialised state array that follows the parameter's device."""
         buf = state.get(key)
@@ -121,4 +134,6 @@ class Optimizer:
         params = dict(self.named_params)
         for name, st in sd["state"].items():
             xp = backend.get_array_module(params[name].data)
-            self.state[name] = {k: xp.array(np.asarray(v)) for k, v in st.items()}
+            # buffers go to the parameter's device; 0-d step counters stay on the host
+            self.state[name] = {k: xp.array(np.asarray(v)) if np.ndim(v) else np.array(v)
+                                for k, v in st.items()}

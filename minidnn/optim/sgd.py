@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import kernels.adam as _kernels
 from .optimizer import Optimizer
 
@@ -23,6 +21,5 @@ class SGD(Optimizer):
     def update(self, name, param, grad, state):
         first = "momentum" not in state
         buf = self._buffer(state, "momentum", param.data) if self.momentum else None
-        update = _kernels.sgd_update if isinstance(param.data, np.ndarray) else _kernels.sgd_update_ref
-        update(param.data, grad, buf, self.lr, self.momentum, self.weight_decay,
-               self.dampening, self.nesterov, first_step=first)
+        _kernels.sgd_update(param.data, grad, buf, self.lr, self.momentum, self.weight_decay,
+                            self.dampening, self.nesterov, first_step=first)

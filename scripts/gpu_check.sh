@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one short run (a few minutes on one H100):
+#   1. the whole test suite with CuPy enabled: the CuPy cases of every backend-parametrised
+#      test and the RawKernel tests run instead of skipping (log: $OUT/pytest.log);
+#   2. LeNet-5 epoch time on Fashion-MNIST, minidnn (CuPy) against PyTorch CUDA on the same
+#      GPU, data on the GPU, at batch 64 and 256 ($OUT/train_speed_cuda_b64.json, _b256.json,
+#      each with minidnn's time per op; the table is also in $OUT/train_speed_b64.log).
+# Every step runs even when an earlier one fails; logs and JSON land in $OUT (default
+# ./gpu_out), with a summary in $OUT/gpu_check.json; the exit status is non-zero when a step
+# failed. Without a usable GPU it stops at once with exit status 2 and says why.
+#
+# Needs CuPy, Numba, PyTorch (CUDA build) and pytest installed; no network. Fashion-MNIST
+# is read from $MINIDNN_DATA, ./data (copy the four IDX files into data/fashion-mnist/), the
+# user cache or /usr/share/datasets/fashion-mnist.
+# Knobs: GPU_CHECK_STEPS="tests bench" (a subset reruns only that part),
+#        GPU_CHECK_BATCHES=300, GPU_CHECK_ROUNDS=3, GPU_CHECK_PYTEST_ARGS, GPU_CHECK_BENCH_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-./gpu_out}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PYTHON=${PYTHON:-python3}
+STEPS=${GPU_CHECK_STEPS:-tests bench}
+BATCHES=${GPU_CHECK_BATCHES:-300}
+ROUNDS=${GPU_CHECK_ROUNDS:-3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-4}
+if [ -z "${MINIDNN_DATA:-}" ] && [ -d data ]; then
+  export MINIDNN_DATA="$PWD/data"
+fi
+
+failed=()
+declare -A status
+
+log() { echo "== gpu_check: $*" | tee -a "$OUT/gpu_check.log"; }
+
+# run NAME COMMAND...: run it with its output on screen and in $OUT/NAME.log; note a failure
+run() {
+  local name=$1
+  shift
+  log "$name: $*"
+  if "$@" 2>&1 | tee "$OUT/$name.log"; then
+    status[$name]=ok
+  else
+    status[$name]=failed
+    failed+=("$name")
+  fi
+  log "$name: ${status[$name]}"
+}
+
+preflight() {
+  if ! command -v nvidia-smi >/dev/null; then
+    echo "no nvidia-smi on PATH: this machine has no NVIDIA driver" >&2
+    return 1
+  fi
+  nvidia-smi || return 1
+  "$PYTHON" - <<'EOF'
+import platform, sys
+from minidnn import backend
+import kernels
+print("python", platform.python_version(), "| numba:", kernels.NUMBA_AVAILABLE)
+if backend.cp is None:
+    sys.exit("CuPy is not importable: install cupy-cuda12x or cupy-cuda13x")
+print("cupy", backend.cp.__version__, "| CUDA runtime", backend.cp.cuda.runtime.runtimeGetVersion())
+if not backend.GPU_AVAILABLE:
+    sys.exit("CuPy sees no GPU (cupy.cuda.runtime.getDeviceCount() failed or returned 0)")
+try:
+    import torch
+    print("torch", torch.__version__, "| cuda:", torch.cuda.is_available())
+except ImportError:
+    print("torch not installed: the benchmark will time minidnn only")
+EOF
+}
+
+# bench BATCH: one train_speed run; its last stdout line is the JSON object
+bench() {
+  local json="$OUT/train_speed_cuda_b$1.json"
+  # shellcheck disable=SC2086
+  "$PYTHON" benchmarks/train_speed.py --device cuda --json --profile --batch-size "$1" \
+    --batches "$BATCHES" --rounds "$ROUNDS" ${GPU_CHECK_BENCH_ARGS:-} >"$json.out" || return 1
+  tail -n 1 "$json.out" >"$json" && rm -f "$json.out"
+  "$PYTHON" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(json.dumps(r))' "$json"
+}
+
+: >"$OUT/gpu_check.log"
+run nvidia-smi preflight
+if [ "${status[nvidia-smi]}" != ok ]; then
+  log "no usable GPU here (see $OUT/nvidia-smi.log); nothing else was run"
+  exit 2
+fi
+for step in $STEPS; do
+  case $step in
+    tests)
+      # shellcheck disable=SC2086
+      run pytest "$PYTHON" -m pytest -q -x ${GPU_CHECK_PYTEST_ARGS:-}
+      if grep -q "CuPy with a GPU is not available" "$OUT/pytest.log"; then
+        log "pytest: the CuPy cases skipped although CuPy sees a GPU"
+        failed+=(pytest-cupy-cases-skipped)
+      fi ;;
+    bench) run train_speed_b64 bench 64; run train_speed_b256 bench 256 ;;
+    *) log "unknown step '$step' in GPU_CHECK_STEPS (expected: tests bench)"; exit 2 ;;
+  esac
+done
+
+"$PYTHON" - "$OUT" "${failed[@]+"${failed[@]}"}" <<'EOF' | tee -a "$OUT/gpu_check.log"
+import json, sys
+from pathlib import Path
+out, failed = Path(sys.argv[1]), sys.argv[2:]
+summary = {"failed_steps": failed, "target_ratio": 1.2, "train_speed": {}}
+for batch in (64, 256):
+    path = out / f"train_speed_cuda_b{batch}.json"
+    if path.is_file():
+        r = json.loads(path.read_text())
+        ratio = r.get("ratio")
+        summary["train_speed"][batch] = {
+            "minidnn_epoch_s": r["minidnn_epoch_s"], "torch_epoch_s": r["torch_epoch_s"],
+            "ratio": ratio, "target_met": None if ratio is None else ratio <= 1.2, "gpu": r.get("gpu")}
+(out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+print(json.dumps(summary))
+EOF
+if [ ${#failed[@]} -gt 0 ]; then
+  log "FAILED: ${failed[*]} (logs in $OUT)"
+  exit 1
+fi
+log "all steps passed (logs and JSON in $OUT)"
