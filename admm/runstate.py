@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from minidnn.io import atomic_write
 
 from .config import Config, ConfigError
 
@@ -22,17 +23,9 @@ STATE_FILE = "state.json"
 
 def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically (a temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
     return path
 
 

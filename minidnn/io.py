@@ -6,10 +6,11 @@ Strings and numbers are stored as 0-d arrays, so loading needs no pickle
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 
@@ -50,17 +51,18 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     return tree
 
 
-def save(path: str | os.PathLike, tree: dict[str, Any]) -> Path:
-    """Write ``tree`` to ``path`` (.npz) atomically: a crash never leaves a half-written file."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Yield a temp file beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    A crash or an exception never leaves a half-written ``path``: readers see the old file
+    or the new one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    flat = _flatten(tree)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **flat)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -68,6 +70,16 @@ def save(path: str | os.PathLike, tree: dict[str, Any]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save(path: str | os.PathLike, tree: dict[str, Any]) -> Path:
+    """Write ``tree`` to ``path`` (.npz) atomically: a crash never leaves a half-written file."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    flat = _flatten(tree)
+    with atomic_write(path) as f:
+        np.savez(f, **flat)
     return path
 
 
