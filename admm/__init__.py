@@ -11,6 +11,7 @@ from admm.masking import MaskedRetraining, hard_prune, weight_shapes
 from admm.projections import KINDS, group_mask, keep_count, project, project_with_mask
 from admm.pruner import ADMMPruner
 from admm.spec import LayerSpec, PruneSpec, SpecError, load_spec
+from admm.stats import print_summary, summary
 
 __all__ = [
     "ADMMPruner",
@@ -23,7 +24,9 @@ __all__ = [
     "hard_prune",
     "keep_count",
     "load_spec",
+    "print_summary",
     "project",
     "project_with_mask",
+    "summary",
     "weight_shapes",
 ]
