@@ -133,7 +133,7 @@ def speedup_vs_flops(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
                        [r["measured_speedup"] for r in mine], marker=marker, color=color,
                        label=method)
     if len(measured) < len(rows):
-        ax.text(0.97, 0.04, "not yet measured (FLOP ratio only)", transform=ax.transAxes,
+        ax.text(0.97, 0.04, "not measured (FLOP ratio only)", transform=ax.transAxes,
                 fontsize=9, ha="right")
         ax.plot(flops, np.ones(len(flops)), "|", color="black", markersize=12,
                 label="FLOP ratio of runs not measured")

@@ -148,7 +148,7 @@ def results_table(rows: list[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(TABLE) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 7) + "|"]
     for r in rows:
         speedup = r["measured_speedup"]
-        speedup = "not yet measured" if speedup is None else f"{speedup:.2f}x"
+        speedup = "not measured" if speedup is None else f"{speedup:.2f}x"
         method = r["method"] + ("" if r["optimizer"] == "adam" else f" ({r['optimizer']} W-step)")
         cells = [r["name"], r["kind"], method, f"{100 * r['accuracy']:.2f}%",
                  f"{100 * r['accuracy_drop']:+.2f}", _ratio(r["compression"]), _ratio(r["conv_compression"]),

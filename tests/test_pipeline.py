@@ -121,7 +121,7 @@ def test_every_phase_writes_results_report_and_figures(finished):
     assert set(rows) == {"tiny_admm", "tiny_magnitude", "tiny_ssl"}
     for name, row in rows.items():
         assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
-        assert row["measured_speedup"] is None
+        assert row["measured_speedup"] > 0  # timed on the compact model, never made up
         assert row["epochs"] == 2 + 3 + 1  # the same budget for every method
         assert row["kind"] == "filter" and row["method"] == name.split("_")[1]
         assert row["compression"] == pytest.approx(5860 / (50 + 1152))
@@ -131,7 +131,7 @@ def test_every_phase_writes_results_report_and_figures(finished):
     assert len(rows["tiny_admm"]["residuals"]) == 3 and not rows["tiny_ssl"]["residuals"]
     assert rows["tiny_admm"]["accuracy"] > 0.5  # it learns, even this small
     md = (out / "results.md").read_text()
-    assert "measured speedup: not yet measured (FLOP ratio only)" in md
+    assert "not measured" not in md
     assert "| tiny_ssl | filter | ssl |" in md and "| conv1 | 4x1x5x5 | 2/4 |" in md
     figures = {p.name for p in (out / "figures").glob("*.png") if p.stat().st_size > 1000}
     assert figures >= {"accuracy_vs_compression.png", "residuals.png", "kept_fraction.png",
@@ -181,7 +181,10 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, c
     resumed = minidnn.load(tmp_path / "interrupted/run/ckpt_retrain.npz")["model"]
     for name, weight in reference.items():
         assert np.array_equal(weight, resumed[name]), name
-    assert row == expected
+    timed = ("measured_speedup",)  # a wall-clock measurement, the one thing allowed to differ
+    assert {k: v for k, v in row.items() if k not in timed} == \
+        {k: v for k, v in expected.items() if k not in timed}
+    assert row["measured_speedup"] > 0
 
 
 def test_interrupted_run_needs_resume_with_the_same_config(tmp_path, monkeypatch):

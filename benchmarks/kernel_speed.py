@@ -1,0 +1,457 @@
+"""Pruned convolutions that are really faster: compact and sparse kernels against dense.
+
+    python benchmarks/kernel_speed.py --json                 # every row, plot and table
+    python benchmarks/kernel_speed.py --quick --json         # fewer rows and repeats
+    python benchmarks/kernel_speed.py --threads 2 --plot benchmarks/results/kernel_speed.png
+
+Layers: CaffeNet conv2-5 and LeNet-5 conv2, at batch 1 and 8. Each sparsity type runs
+through the kernel that suits it (``kernels.compact_conv``, ``kernels.sparse_conv``):
+
+    filter     keep 1/2, 1/4.8, 1/13.2 of the filters    kn2row on the kept filters
+    channel    keep 1/2, 1/4.8, 1/13.2 of the channels   gather-im2col of the kept channels + GEMM
+    column     keep 1/2, 1/4.8, 1/13.2 of the columns    gather-im2col of the kept columns + GEMM
+    irregular  sparsity 50, 70, 80, 90, 95, 98%          direct sparse convolution (CSR)
+
+The masks are the ADMM projections of random weights (``admm.projections``). ``dense_ms``
+is the engine's own dense conv (``minidnn.nn.functional.conv2d``: im2col + GEMM) on the
+same input; ``flop_ratio`` is dense MACs / compact MACs, so ``efficiency = speedup /
+flop_ratio`` is 1 for an ideal kernel. CaffeNet splits conv2, conv4 and conv5 into 2
+groups: a row times one group's conv (``ConvShape.weight_shape`` on its half of the input
+channels) and ``totals`` counts such layers ``groups`` times, as both groups have the same
+shapes. With PyTorch installed, ``torch_dense_ms`` is its conv on the dense shape and
+``torch_compact_ms`` on the compact one (filter and channel kinds; column and irregular
+sparsity have no dense conv of their size). PyTorch runs in a worker process, so its
+threads never spin while ours work. Every layer's dense and compact runs are interleaved,
+round by round with PyTorch's, after a warm-up (JIT compilation included), and medians are
+reported. Numba, BLAS and PyTorch are pinned to ``--threads``. The last line printed is one
+JSON object with a ``rows`` list.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
+SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+STRUCTURED = ("filter", "channel", "column")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
+    p.add_argument("--quick", action="store_true", help="two layers, fewer rows and repeats")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds (median)")
+    p.add_argument("--plot", default=str(REPO / "benchmarks/results/kernel_speed.png"))
+    p.add_argument("--table", default=str(REPO / "benchmarks/results/kernel_speed.md"),
+                   help="Markdown table of the rows")
+    p.add_argument("--no-torch", action="store_true", help="time the minidnn kernels only")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.threads < 1 or (args.repeats or 1) < 1:
+        p.error("--threads and --repeats must be positive")
+    args.repeats = args.repeats or (5 if args.quick else 15)
+    return args
+
+
+def pin_threads(n: int) -> None:
+    """Before NumPy, Numba or PyTorch start their thread pools."""
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def layers(quick: bool) -> list:
+    """The conv shapes: CaffeNet conv2-5 and LeNet-5 conv2 (20 -> 50, 5x5, on 12x12)."""
+    from minidnn.models.caffenet import CAFFENET_CONVS, ConvShape
+
+    lenet = ConvShape("lenet5.conv2", 20, 50, 5, 1, 0, 1, 12)
+    caffe = [s for s in CAFFENET_CONVS if s.name != "conv1"]
+    return [caffe[1], lenet] if quick else caffe + [lenet]
+
+
+# --- the cases of one layer: masks, packed weights and the kernels that run them -------
+
+def structured_case(kind: str, keep: float, w, b, shape):
+    """(runner, MAC ratio, compact weight shape for PyTorch or None) of one structured row."""
+    from admm.projections import project_with_mask
+    from kernels.compact_conv import conv_channel_compact, conv_column_compact, conv_filter_compact
+    from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked
+
+    s, p = shape.stride, shape.padding
+    _, mask = project_with_mask(w, kind, keep)
+    if kind == "filter":
+        packed = FilterPacked.from_dense(w, mask)
+        bias = b[packed.kept]
+        return (lambda x: conv_filter_compact(x, packed, bias, s, p),
+                w.shape[0] / len(packed.kept), packed.weight.shape)
+    if kind == "channel":
+        packed = ChannelPacked.from_dense(w, mask)
+        return (lambda x: conv_channel_compact(x, packed, b, s, p),
+                w.shape[1] / len(packed.kept), packed.weight.shape)
+    packed = ColumnPacked.from_dense(w, mask)
+    return (lambda x: conv_column_compact(x, packed, b, s, p),
+            w[0].size / len(packed.kept), None)
+
+
+def irregular_case(sparsity: float, w, b, shape):
+    """(runner, MAC ratio, None) of one irregular row: the direct sparse conv on CSR."""
+    from admm.projections import project_with_mask
+    from kernels.packed import CSRPacked
+    from kernels.sparse_conv import sparse_conv
+
+    _, mask = project_with_mask(w, "irregular", 1.0 - sparsity)
+    csr = CSRPacked.from_dense(w, mask)
+    return (lambda x: sparse_conv(x, csr, b, shape.stride, shape.padding),
+            w.size / csr.nnz, None)
+
+
+def layer_cases(shape, quick: bool, seed: int = 0) -> tuple:
+    """The engine's dense conv of the layer and its cases: (row fields, kernel, MAC ratio,
+    compact weight shape for PyTorch or None)."""
+    import numpy as np
+
+    import minidnn.nn.functional as F
+    from minidnn.tensor import Tensor, no_grad
+
+    rng = np.random.default_rng(seed)
+    f, c, k, _ = shape.weight_shape
+    w = rng.standard_normal((f, c, k, k)).astype(np.float32) / math.sqrt(c * k * k)
+    b = rng.standard_normal(f).astype(np.float32)
+    weight, bias = Tensor(w), Tensor(b)
+
+    def dense(x):
+        with no_grad():
+            return F.conv2d(Tensor(x), weight, bias, shape.stride, shape.padding).data
+
+    keeps = KEEPS[::2] if quick else KEEPS
+    cases = []
+    for kind in STRUCTURED:
+        for label, keep in keeps:
+            run, ratio, compact_shape = structured_case(kind, keep, w, b, shape)
+            cases.append(({"kind": kind, "keep_label": label, "sparsity": None}, run, ratio,
+                          compact_shape))
+    for sparsity in ((0.5, 0.9) if quick else SPARSITIES):
+        run, ratio, _ = irregular_case(sparsity, w, b, shape)
+        cases.append(({"kind": "irregular", "keep_label": f"{100 * sparsity:g}% sparse",
+                       "sparsity": sparsity}, run, ratio, None))
+    return dense, cases
+
+
+KERNEL_OF = {"filter": "kn2row", "channel": "gather-im2col + GEMM",
+             "column": "gather-im2col + GEMM", "irregular": "direct sparse conv"}
+
+
+# --- PyTorch in a worker process -----------------------------------------------------
+
+def torch_worker(threads: int) -> None:
+    """Answer JSON lines: {"shapes": [[x_shape, w_shape, stride, padding], ...]} sets up the
+    convolutions (and warms them up); "round" times each once and returns milliseconds."""
+    import torch
+
+    torch.set_num_threads(threads)
+    convs = []
+    print(json.dumps({"version": torch.__version__, "threads": torch.get_num_threads()}),
+          flush=True)
+    for line in sys.stdin:
+        if line.strip() == "round":
+            out = []
+            for x, w, b, s, p in convs:
+                start = time.perf_counter()
+                torch.nn.functional.conv2d(x, w, b, s, p)
+                out.append(1e3 * (time.perf_counter() - start))
+            print(json.dumps({"ms": out}), flush=True)
+            continue
+        shapes = json.loads(line)["shapes"]
+        torch.set_grad_enabled(False)
+        convs = [(torch.randn(*x), torch.randn(*w), torch.randn(w[0]), s, p)
+                 for x, w, s, p in shapes]
+        for _ in range(3):  # oneDNN picks and caches its kernels on the first calls
+            for x, w, b, s, p in convs:
+                torch.nn.functional.conv2d(x, w, b, s, p)
+        print(json.dumps({"ready": len(convs)}), flush=True)
+
+
+class TorchWorker:
+    def __init__(self, threads: int):
+        cmd = [sys.executable, __file__, "--worker", "--threads", str(threads)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._ask(None)
+
+    def _ask(self, line: str | None) -> dict:
+        if line is not None:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError(f"the PyTorch worker died (exit code {self.proc.wait()})")
+        return json.loads(reply)
+
+    def setup(self, shapes: list) -> None:
+        self._ask(json.dumps({"shapes": shapes}))
+
+    def round(self) -> list[float]:
+        return self._ask("round")["ms"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+# --- timing: one layer and batch, every case interleaved with its dense conv ------------
+
+def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[dict]:
+    """One row per case of ``shape`` at ``batch``: medians of interleaved rounds."""
+    import numpy as np
+
+    dense, cases = layer_cases(shape, args.quick)
+    f, c, k, _ = shape.weight_shape
+    x = np.random.default_rng(1).standard_normal(
+        (batch, c, shape.input_size, shape.input_size)).astype(np.float32)
+    runs = [dense] + [run for _, run, _, _ in cases]
+    torch_shapes, torch_index = [], {}
+    if torch_side:
+        geometry = [shape.stride, shape.padding]
+        torch_shapes.append([list(x.shape), [f, c, k, k]] + geometry)
+        for i, (_, _, _, w_shape) in enumerate(cases):
+            if w_shape is not None:
+                torch_index[i] = len(torch_shapes)
+                torch_shapes.append([[batch, w_shape[1], *x.shape[2:]], list(w_shape)] + geometry)
+        torch_side.setup(torch_shapes)
+    for run in runs:  # warm-up: JIT compilation, packed caches, first-touch allocations
+        run(x)
+    ours = [[] for _ in runs]
+    theirs = [[] for _ in torch_shapes]
+    for _ in range(args.repeats):
+        for times, run in zip(ours, runs):
+            start = time.perf_counter()
+            run(x)
+            times.append(1e3 * (time.perf_counter() - start))
+        if torch_side:
+            for times, ms in zip(theirs, torch_side.round()):
+                times.append(ms)
+    dense_ms = statistics.median(ours[0])
+    torch_dense = statistics.median(theirs[0]) if theirs else None
+    rows = []
+    for i, ((meta, _, ratio, _), times) in enumerate(zip(cases, ours[1:])):
+        compact_ms = statistics.median(times)
+        speedup = dense_ms / compact_ms
+        rows.append({
+            "layer": shape.name, **meta, "keep": round(1 / ratio, 4), "batch": batch,
+            "groups": shape.groups, "kernel": KERNEL_OF[meta["kind"]],
+            "macs": shape.macs(batch) // shape.groups,
+            "dense_ms": round(dense_ms, 4), "compact_ms": round(compact_ms, 4),
+            "speedup": round(speedup, 3), "flop_ratio": round(ratio, 3),
+            "efficiency": round(speedup / ratio, 3),
+            "torch_dense_ms": None if torch_dense is None else round(torch_dense, 4),
+            "torch_compact_ms": (round(statistics.median(theirs[torch_index[i]]), 4)
+                                 if i in torch_index else None),
+        })
+    return rows
+
+
+def totals(rows: list[dict]) -> list[dict]:
+    """CaffeNet conv2-5 together, per kind, keep and batch (the paper's whole-stack number);
+    a layer of ``groups`` groups counts ``groups`` times."""
+    sums: dict[tuple, dict] = {}
+    for r in rows:
+        if not r["layer"].startswith("conv"):
+            continue
+        t = sums.setdefault((r["kind"], r["keep_label"], r["batch"]), {
+            "kind": r["kind"], "keep_label": r["keep_label"], "batch": r["batch"], "layers": [],
+            "dense_ms": 0.0, "compact_ms": 0.0, "macs": 0, "compact_macs": 0.0,
+            "torch_compact_ms": 0.0})
+        g = r["groups"]
+        t["layers"].append(r["layer"])
+        for key in ("dense_ms", "compact_ms", "macs"):
+            t[key] += g * r[key]
+        t["compact_macs"] += g * r["macs"] / r["flop_ratio"]
+        tc = t["torch_compact_ms"]
+        t["torch_compact_ms"] = None if tc is None or r["torch_compact_ms"] is None else (
+            tc + g * r["torch_compact_ms"])
+    out = []
+    for t in sums.values():
+        speedup, ratio = t["dense_ms"] / t["compact_ms"], t.pop("macs") / t.pop("compact_macs")
+        out.append({**t, "speedup": round(speedup, 3), "flop_ratio": round(ratio, 3),
+                    "efficiency": round(speedup / ratio, 3),
+                    **{k: None if t[k] is None else round(t[k], 4)
+                       for k in ("dense_ms", "compact_ms", "torch_compact_ms")}})
+    return out
+
+
+def crossover(rows: list[dict]) -> float | None:
+    """The density where irregular sparsity starts to pay: the geometric mean speedup over
+    the layers crosses 1, interpolated on log scales; None if it never crosses."""
+    by_density: dict[float, list[float]] = {}
+    for r in rows:
+        if r["kind"] == "irregular":
+            by_density.setdefault(1 - r["sparsity"], []).append(math.log(r["speedup"]))
+    points = sorted((d, statistics.fmean(v)) for d, v in by_density.items())
+    for (d0, s0), (d1, s1) in zip(points, points[1:]):
+        if s0 >= 0 > s1:
+            t = s0 / (s0 - s1)
+            return round(math.exp(math.log(d0) + t * (math.log(d1) - math.log(d0))), 4)
+    return None
+
+
+def targets(rows: list[dict], stack: list[dict]) -> dict:
+    """The issue's targets, measured (a benchmark reports them; no test asserts them)."""
+    structured8 = [r for r in rows if r["kind"] in STRUCTURED and r["batch"] == 8]
+    worst = min(structured8, key=lambda r: r["efficiency"])
+    with_torch = [r for r in rows if r["torch_compact_ms"] is not None]
+    return {
+        "structured_batch8_min_efficiency (>= 0.85)": {
+            "efficiency": worst["efficiency"],
+            "row": f"{worst['layer']} {worst['kind']} keep {worst['keep_label']}"},
+        "caffenet_conv2_5_at_13.2x_speedup (>= 11)": {
+            f"{t['kind']} batch {t['batch']}": t["speedup"] for t in stack
+            if t["keep_label"] == "1/13.2"},
+        "irregular_90pct_batch1_speedup (>= 3)": {
+            r["layer"]: r["speedup"] for r in rows
+            if r["kind"] == "irregular" and r["sparsity"] == 0.9 and r["batch"] == 1},
+        "compact_no_slower_than_torch_compact": {
+            "rows": len(with_torch),
+            "slower": [f"{r['layer']} {r['kind']} {r['keep_label']} b{r['batch']}: "
+                       f"{r['compact_ms']} > {r['torch_compact_ms']} ms"
+                       for r in with_torch if r["compact_ms"] > r["torch_compact_ms"]]},
+        "caffenet_conv2_5_filter_batch1_ms (ours, torch)": {
+            t["keep_label"]: [t["compact_ms"], t["torch_compact_ms"]] for t in stack
+            if t["kind"] == "filter" and t["batch"] == 1},
+        "irregular_crossover_density": {
+            f"batch {b}": crossover([r for r in rows if r["batch"] == b]) for b in (1, 8)},
+    }
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Speedup against density per kind, with the ideal line and the irregular crossover."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {"filter": ("o", "tab:blue"), "channel": ("s", "tab:green"),
+              "column": ("^", "tab:orange"), "irregular": ("x", "tab:red")}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    for ax, batch in zip(axes, (1, 8)):
+        mine = [r for r in rows if r["batch"] == batch]
+        grid = [0.01 * 1.1 ** i for i in range(49)]
+        ax.plot(grid, [1 / d for d in grid], ":", color="grey", label="ideal: speedup = 1/density")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        for kind, (marker, color) in styles.items():
+            pts = [(r["keep"], r["speedup"]) for r in mine if r["kind"] == kind]
+            if pts:
+                ax.scatter(*zip(*pts), marker=marker, color=color, label=kind)
+        cross = crossover(mine)
+        if cross:
+            ax.axvline(cross, color="tab:red", linestyle="--", linewidth=0.8)
+            ax.annotate(f"irregular pays\nbelow density {cross:.2f}", (cross, 1.0),
+                        xytext=(-6, -24), textcoords="offset points", ha="right",
+                        color="tab:red", fontsize=8)
+        ax.set(xscale="log", yscale="log", xlabel="density (kept MACs / dense MACs)",
+               title=f"batch {batch}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("speedup over the engine's dense conv")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("CaffeNet conv2-5 and LeNet-5 conv2: compact and sparse kernels")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def markdown(rows: list[dict], stack: list[dict]) -> str:
+    """The rows and the conv2-5 totals as Markdown tables (for the README)."""
+    def fmt(v):
+        return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    cols = ("layer", "kind", "keep_label", "batch", "dense_ms", "compact_ms", "speedup",
+            "flop_ratio", "efficiency", "torch_dense_ms", "torch_compact_ms")
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    tcols = ("kind", "keep_label", "batch", "dense_ms", "compact_ms", "speedup", "flop_ratio",
+             "efficiency", "torch_compact_ms")
+    lines += ["", "CaffeNet conv2-5 together:", "", "| " + " | ".join(tcols) + " |",
+              "|" + "---|" * len(tcols)]
+    lines += ["| " + " | ".join(fmt(t[c]) for c in tcols) + " |" for t in stack]
+    return "\n".join(lines) + "\n"
+
+
+def environment(args, worker: TorchWorker | None) -> dict:
+    import numba
+
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+    except ImportError:
+        blas = [f"threads from OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"]
+    return {
+        "threads": args.threads,
+        "thread_settings": {"numba": numba.get_num_threads(), "numba_threading_layer":
+                            numba.threading_layer(), "BLAS (threadpoolctl)": args.threads,
+                            "torch.set_num_threads": worker.info["threads"] if worker else None},
+        "blas": blas,
+        "torch_version": worker.info["version"] if worker else None,
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def main(args) -> dict:
+    pin_threads(args.threads)
+    # PyTorch starts first, with the environment as given; then ours, whose OpenMP workers
+    # sleep between parallel loops (kernels._dispatch sets OMP_WAIT_POLICY before Numba).
+    worker = TorchWorker(args.threads) if not args.no_torch and torch_available() else None
+    import kernels  # noqa: F401
+    import numba
+
+    numba.set_num_threads(args.threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+    except ImportError:  # the variables set by pin_threads still pin BLAS
+        pass
+    rows = []
+    try:
+        for shape in layers(args.quick):
+            for batch in (1, 8):
+                rows += time_layer(shape, batch, args, worker)
+                print(f"{shape.name} batch {batch}: dense {rows[-1]['dense_ms']:.2f} ms",
+                      file=sys.stderr)
+        env = environment(args, worker)
+    finally:
+        if worker:
+            worker.close()
+    stack = totals(rows)
+    Path(args.table).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.table).write_text(markdown(rows, stack))
+    return {**env, "targets": targets(rows, stack), "totals": stack, "rows": rows,
+            "plot": str(plot(rows, Path(args.plot))), "table": args.table}
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+    if ARGS.worker:
+        pin_threads(ARGS.threads)
+        torch_worker(ARGS.threads)
+    else:
+        print(json.dumps(main(ARGS)))

@@ -1,0 +1,379 @@
+"""Structured-pruned convolutions as smaller dense ones (the paper's "why it is fast").
+
+Filter, channel and column pruning leave a smaller *dense* GEMM behind; these kernels
+run exactly that GEMM and nothing of the pruned part.
+
+Filter-compacted (``FilterPacked``, F' of F filters): kn2row. im2col copies every input
+pixel kh*kw times before a GEMM whose M is only F'; with few filters that copy costs as
+much as the GEMM itself. kn2row multiplies first, on the unexpanded input,
+
+    Y[(f, ky, kx), (iy, ix)] = sum_c W[f, c, ky, kx] * x[c, iy, ix]      (one GEMM)
+
+and then shifts and adds the kh*kw tap responses:
+
+    out[f, oy, ox] = b[f] + sum_{ky, kx} Y[(f, ky, kx), (oy*s + ky - p, ox*s + kx - p)]
+
+(terms whose input pixel falls in the zero padding vanish). Y is produced in chunks of
+images and filters small enough to stay in cache between the GEMM and the shift-add.
+kn2row evaluates every tap at every input pixel, which is exact work when the output
+covers the input (stride 1, "same" padding, as in CaffeNet conv2-5). Where the output is
+much smaller than the input and many filters are kept, that waste costs more than
+im2col's copy, and the Numba version runs gather-im2col + GEMM instead.
+
+Channel- and column-compacted (``ChannelPacked``, ``ColumnPacked``): gather-im2col. The
+im2col matrix is built in Caffe's layout, one row per kept column ``(c, ky, kx)`` and
+one column per output pixel, ``cols[n] : (K', OH*OW)``, reading the input through the
+packed gather table; so ``W' (F, K') @ cols[n]`` is image n's output, already in NCHW.
+Channel pruning is the special case whose table lists all kh*kw columns of each kept
+channel, so the pruned channels are never read.
+
+Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispatcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy
+from kernels.im2col import Geometry, IntPair, conv_geometry, window
+from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
+
+# Bytes of tap responses Y computed per chunk: about the L2 caches of two cores, so the
+# shift-add reads Y back from cache instead of memory.
+KN2ROW_CHUNK_BYTES = 4 << 20
+# Copying one im2col element costs about as much as this many multiply-adds of kn2row's
+# GEMMs (measured: ~0.6 ns against ~0.04 ns for their short K = C): the price kn2row's
+# extra work is weighed against.
+IM2COL_COPY_MACS = 16
+
+
+# Numba's OpenMP workers sleep between parallel loops (OMP_WAIT_POLICY=PASSIVE, see
+# kernels._dispatch), and waking one costs up to ~50 us when its core idles in a virtual
+# machine. A kernel with fewer inner-loop operations than this (~0.1 ms of work; a vector
+# operation counts as one) runs on the calling thread alone.
+PARALLEL_MIN_OPS = 1 << 18
+
+
+@contextmanager
+def threads_for(ops: int) -> Iterator[None]:
+    """Run the Numba kernels inside on one thread when ``ops`` is too little work to share."""
+    if not NUMBA_AVAILABLE or ops >= PARALLEL_MIN_OPS:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)  # thread-local in Numba, restored below
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _check_input(op: str, x: np.ndarray, shape: tuple[int, ...], stride: IntPair,
+                 padding: IntPair) -> Geometry:
+    """Geometry of a conv of ``x`` with a packed weight of dense ``shape``; errors name ``op``."""
+    require_numpy(op, x)
+    g = conv_geometry(op, x.shape, shape[2], shape[3], stride, padding)
+    if x.shape[1] != shape[1]:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels, the weight expects {shape[1]}")
+    return g
+
+
+def _check_bias(op: str, bias: np.ndarray | None, n_out: int, dtype: np.dtype) -> np.ndarray:
+    """The bias as an array of ``n_out`` entries (zeros for ``None``)."""
+    if bias is None:
+        return np.zeros(n_out, dtype=dtype)
+    bias = np.asarray(bias)
+    if bias.shape != (n_out,):
+        raise ValueError(f"{op}: bias needs one entry per output channel ({n_out},), "
+                         f"got shape {bias.shape}")
+    return bias.astype(dtype, copy=False)
+
+
+@njit(cache=True)
+def valid_outputs(k: int, pad: int, stride: int, size: int, out_size: int) -> tuple[int, int]:
+    """Outputs ``o`` in ``[lo, hi)`` whose input ``o*stride + k - pad`` lies in ``[0, size)``."""
+    lo = max(0, -((k - pad) // stride))  # ceil((pad - k) / stride)
+    hi = min(out_size, (size - 1 + pad - k) // stride + 1)
+    return lo, max(lo, hi)
+
+
+def shift_add_ref(y: np.ndarray, bias: np.ndarray, g: Geometry) -> np.ndarray:
+    """NumPy reference: ``out = b + sum_{ky,kx}`` of the tap planes of ``y``, shifted.
+
+    ``y`` is ``(N, F, kh, kw, H, W)``: tap (ky, kx) of filter f evaluated at every input
+    pixel. Output pixel (oy, ox) takes that tap at input pixel (oy*s + ky - p, ox*s + kx - p).
+    """
+    n, f, kh, kw, h, w = y.shape
+    out = np.empty((n, f, g.oh, g.ow), dtype=y.dtype)
+    out[:] = bias.reshape(1, f, 1, 1)
+    for ky in range(kh):
+        oy0, oy1 = valid_outputs(ky, g.ph, g.sh, h, g.oh)
+        for kx in range(kw):
+            ox0, ox1 = valid_outputs(kx, g.pw, g.sw, w, g.ow)
+            if oy0 == oy1 or ox0 == ox1:
+                continue  # this tap only ever sees padding
+            iy0, ix0 = oy0 * g.sh + ky - g.ph, ox0 * g.sw + kx - g.pw
+            rows = slice(iy0, iy0 + (oy1 - oy0 - 1) * g.sh + 1, g.sh)
+            cols = slice(ix0, ix0 + (ox1 - ox0 - 1) * g.sw + 1, g.sw)
+            out[:, :, oy0:oy1, ox0:ox1] += y[:, :, ky, kx, rows, cols]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _shift_add_kernel(y, bias, sh, sw, ph, pw, out, n0, f0):
+    nb, fb, kh, kw, h, w = y.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(nb * fb):  # one output plane (image, filter) per task
+        n, f = task // fb, task % fb
+        plane = out[n0 + n, f0 + f]
+        plane[:, :] = bias[f0 + f]
+        for ky in range(kh):
+            oy0, oy1 = valid_outputs(ky, ph, sh, h, oh)
+            for kx in range(kw):
+                ox0, ox1 = valid_outputs(kx, pw, sw, w, ow)
+                taps = y[n, f, ky, kx]
+                for oy in range(oy0, oy1):
+                    dst = plane[oy, ox0:ox1]
+                    start = ox0 * sw + kx - pw
+                    if sw == 1:  # a contiguous source row: the loop vectorises
+                        src = taps[oy * sh + ky - ph, start:start + ox1 - ox0]
+                        for i in range(ox1 - ox0):
+                            dst[i] += src[i]
+                    else:
+                        src = taps[oy * sh + ky - ph]
+                        for i in range(ox1 - ox0):
+                            dst[i] += src[start + i * sw]
+
+
+def shift_add_numba(y: np.ndarray, bias: np.ndarray, g: Geometry) -> np.ndarray:
+    """Numba shift-add, parallel over output planes; same contract as ``shift_add_ref``."""
+    n, f = y.shape[:2]
+    out = np.empty((n, f, g.oh, g.ow), dtype=y.dtype)
+    with threads_for(y.size // (y.shape[4] * y.shape[5]) * g.oh * g.ow):
+        _shift_add_kernel(np.ascontiguousarray(y), bias, g.sh, g.sw, g.ph, g.pw, out, 0, 0)
+    return out
+
+
+def kn2row_pays(n_filters: int, in_pixels: int, out_pixels: int) -> bool:
+    """Whether kn2row beats gather-im2col + GEMM for this many kept filters.
+
+    Per input channel and tap, kn2row multiplies F' filters at every input pixel while
+    im2col copies every output pixel and then multiplies it by F' filters.
+    """
+    return n_filters * in_pixels <= (n_filters + IM2COL_COPY_MACS) * out_pixels
+
+
+def conv_filter_compact_ref(x: np.ndarray, packed: FilterPacked, bias: np.ndarray | None = None,
+                            stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """NumPy reference kn2row: one GEMM for all tap responses, then ``shift_add_ref``.
+
+    Returns ``(N, F', OH, OW)``, the kept filters only; ``bias`` has one entry per kept filter.
+    """
+    g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
+    n, c, h, w = x.shape
+    f = packed.weight.shape[0]
+    b = _check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
+    y = np.matmul(packed.taps, x.reshape(n, c, h * w))  # (N, F'*kh*kw, H*W)
+    return shift_add_ref(y.reshape(n, f, g.kh, g.kw, h, w), b, g)
+
+
+def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
+                              bias: np.ndarray | None = None, stride: IntPair = 1,
+                              padding: IntPair = 0) -> np.ndarray:
+    """kn2row in cache-sized chunks of (images, filters): GEMM, then the Numba shift-add.
+
+    Where kn2row's extra work costs more than im2col's copy (see the module docstring),
+    the smaller dense conv as gather-im2col of all columns + GEMM ``(F', C*kh*kw)``.
+    """
+    g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
+    n, c, h, w = x.shape
+    f = packed.weight.shape[0]
+    if not kn2row_pays(f, h * w, g.oh * g.ow):
+        return _gathered_gemm_numba("conv_filter_compact", x, packed, packed.matrix,
+                                    packed.table, bias, stride, padding)
+    b = _check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
+    out = np.empty((n, f, g.oh, g.ow), dtype=np.result_type(x, packed.weight))
+    if f == 0 or n == 0:
+        return out
+    taps_per_filter = g.kh * g.kw
+    bytes_per_filter = taps_per_filter * h * w * out.itemsize
+    f_chunk = int(np.clip(KN2ROW_CHUNK_BYTES // bytes_per_filter, 1, f))
+    n_chunk = max(1, KN2ROW_CHUNK_BYTES // (bytes_per_filter * f)) if f_chunk == f else 1
+    xr = np.ascontiguousarray(x).reshape(n, c, h * w)
+    chunk = packed.workspace("tap responses", (n_chunk * f_chunk * taps_per_filter * h * w,),
+                             out.dtype)
+    for n0 in range(0, n, n_chunk):
+        for f0 in range(0, f, f_chunk):
+            nc, fc = min(n_chunk, n - n0), min(f_chunk, f - f0)
+            taps = packed.taps[f0 * taps_per_filter:(f0 + fc) * taps_per_filter]
+            y = chunk[:nc * fc * taps_per_filter * h * w].reshape(nc, fc * taps_per_filter, h * w)
+            np.matmul(taps, xr[n0:n0 + nc], out=y)
+            with threads_for(nc * fc * taps_per_filter * g.oh * g.ow):
+                _shift_add_kernel(y.reshape(nc, fc, g.kh, g.kw, h, w), b, g.sh, g.sw, g.ph,
+                                  g.pw, out, n0, f0)
+    return out
+
+
+def conv_filter_compact(x: np.ndarray, packed: FilterPacked, bias: np.ndarray | None = None,
+                        stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """Convolution with the kept filters only: ``(N, C, H, W) -> (N, F', OH, OW)``."""
+    impl = conv_filter_compact_numba if NUMBA_AVAILABLE else conv_filter_compact_ref
+    return impl(x, packed, bias, stride, padding)
+
+
+def _check_table(op: str, table: np.ndarray, n_channels: int, kh: int, kw: int) -> np.ndarray:
+    table = np.asarray(table)
+    if table.ndim != 2 or table.shape[1] != 3 or not np.issubdtype(table.dtype, np.integer):
+        raise ValueError(f"{op}: the gather table must be integer rows (c, ky, kx), "
+                         f"got shape {table.shape} and dtype {table.dtype}")
+    if len(table) and ((table < 0).any() or (table >= np.array([n_channels, kh, kw])).any()):
+        raise ValueError(f"{op}: the gather table must have 0 <= c < {n_channels}, "
+                         f"0 <= ky < {kh}, 0 <= kx < {kw}")
+    return table.astype(np.int64, copy=False)
+
+
+def gather_im2col_ref(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
+                      stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """NumPy reference: row r of ``cols[n]`` is the input seen by tap ``table[r] = (c, ky, kx)``.
+
+    Returns ``(N, K', OH*OW)``: for each image, the kept rows of Caffe's im2col matrix.
+    """
+    require_numpy("gather_im2col", x)
+    g = conv_geometry("gather_im2col", x.shape, kh, kw, stride, padding)
+    table = _check_table("gather_im2col", table, x.shape[1], g.kh, g.kw)
+    n = x.shape[0]
+    xp = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)))
+    cols = np.empty((n, len(table), g.oh * g.ow), dtype=x.dtype)
+    for r, (c, ky, kx) in enumerate(table):
+        cols[:, r] = window(xp, ky, kx, g)[:, c].reshape(n, -1)
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def _gather_im2col_kernel(x, table, sh, sw, ph, pw, oh, ow, cols):
+    n_batch, _, h, w = x.shape
+    k = table.shape[0]
+    for task in prange(n_batch * k):  # one row of one image's cols per task
+        n, r = task // k, task % k
+        c, ky, kx = table[r, 0], table[r, 1], table[r, 2]
+        ox0, ox1 = valid_outputs(kx, pw, sw, w, ow)
+        row = cols[n, r]
+        for oy in range(oh):
+            base = oy * ow
+            iy = oy * sh + ky - ph
+            if iy < 0 or iy >= h:  # a row of the zero padding
+                for ox in range(ow):
+                    row[base + ox] = 0
+                continue
+            for ox in range(ox0):
+                row[base + ox] = 0
+            if sw == 1:  # contiguous on both sides: slices let the copy vectorise
+                src = x[n, c, iy, ox0 + kx - pw:ox1 + kx - pw]
+                dst = row[base + ox0:base + ox1]
+                for i in range(ox1 - ox0):
+                    dst[i] = src[i]
+            else:
+                for ox in range(ox0, ox1):
+                    row[base + ox] = x[n, c, iy, ox * sw + kx - pw]
+            for ox in range(ox1, ow):
+                row[base + ox] = 0
+
+
+def gather_im2col_numba(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
+                        stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """Numba gather-im2col; the padding is written as zeros, never materialised."""
+    require_numpy("gather_im2col", x)
+    g = conv_geometry("gather_im2col", x.shape, kh, kw, stride, padding)
+    table = _check_table("gather_im2col", table, x.shape[1], g.kh, g.kw)
+    cols = np.empty((x.shape[0], len(table), g.oh * g.ow), dtype=x.dtype)
+    with threads_for(cols.size):
+        _gather_im2col_kernel(np.ascontiguousarray(x), np.ascontiguousarray(table),
+                              g.sh, g.sw, g.ph, g.pw, g.oh, g.ow, cols)
+    return cols
+
+
+def gather_im2col(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
+                  stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """Only the rows ``table`` of the im2col matrix: ``(N, C, H, W) -> (N, K', OH*OW)``."""
+    impl = gather_im2col_numba if NUMBA_AVAILABLE else gather_im2col_ref
+    return impl(x, table, kh, kw, stride, padding)
+
+
+def _gathered_gemm_ref(op: str, x: np.ndarray, matrix: np.ndarray, table: np.ndarray,
+                       shape: tuple[int, ...], bias: np.ndarray | None, stride: IntPair,
+                       padding: IntPair) -> np.ndarray:
+    """NumPy reference: ``W' (F, K') @ cols[n] + b`` for every image, as ``(N, F, OH, OW)``."""
+    g = _check_input(op, x, shape, stride, padding)
+    b = _check_bias(op, bias, matrix.shape[0], matrix.dtype)
+    cols = gather_im2col_ref(x, table, g.kh, g.kw, (g.sh, g.sw), (g.ph, g.pw))
+    out = np.matmul(matrix, cols) + b[:, None]
+    return out.reshape(x.shape[0], matrix.shape[0], g.oh, g.ow)
+
+
+def _gathered_gemm_numba(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray,
+                         table: np.ndarray, bias: np.ndarray | None, stride: IntPair,
+                         padding: IntPair) -> np.ndarray:
+    """Numba gather-im2col into a kept buffer, then one BLAS GEMM per image.
+
+    The buffer's last row is all ones, so ``[W' | b] @ [cols; 1] = W' cols + b`` adds the
+    bias inside the GEMM (Caffe's "bias multiplier") instead of in another pass.
+    """
+    g = _check_input(op, x, shape=packed.shape, stride=stride, padding=padding)
+    f, k = matrix.shape
+    b = _check_bias(op, bias, f, matrix.dtype)
+    cols = packed.workspace("cols", (x.shape[0], k + 1, g.oh * g.ow), x.dtype, fill=1.0)
+    with threads_for(x.shape[0] * k * g.oh * g.ow):  # rows 0..k-1; row k keeps its ones
+        _gather_im2col_kernel(np.ascontiguousarray(x), table, g.sh, g.sw, g.ph, g.pw, g.oh,
+                              g.ow, cols)
+    out = np.matmul(np.concatenate([matrix, b[:, None]], axis=1), cols)
+    return out.reshape(x.shape[0], f, g.oh, g.ow)
+
+
+def conv_column_compact_ref(x: np.ndarray, packed: ColumnPacked, bias: np.ndarray | None = None,
+                            stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """NumPy reference: ``gather_im2col_ref`` of the kept columns, then the smaller GEMM."""
+    return _gathered_gemm_ref("conv_column_compact", x, packed.weight, packed.table,
+                              packed.shape, bias, stride, padding)
+
+
+def conv_column_compact_numba(x: np.ndarray, packed: ColumnPacked,
+                              bias: np.ndarray | None = None, stride: IntPair = 1,
+                              padding: IntPair = 0) -> np.ndarray:
+    """Numba gather-im2col of the kept columns, then BLAS GEMM ``(F, K')``."""
+    return _gathered_gemm_numba("conv_column_compact", x, packed, packed.weight, packed.table,
+                                bias, stride, padding)
+
+
+def conv_column_compact(x: np.ndarray, packed: ColumnPacked, bias: np.ndarray | None = None,
+                        stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """Convolution with the kept columns only: ``(N, C, H, W) -> (N, F, OH, OW)``."""
+    impl = conv_column_compact_numba if NUMBA_AVAILABLE else conv_column_compact_ref
+    return impl(x, packed, bias, stride, padding)
+
+
+def conv_channel_compact_ref(x: np.ndarray, packed: ChannelPacked,
+                             bias: np.ndarray | None = None, stride: IntPair = 1,
+                             padding: IntPair = 0) -> np.ndarray:
+    """NumPy reference: im2col of the kept channels only, then the smaller GEMM."""
+    return _gathered_gemm_ref("conv_channel_compact", x, packed.matrix, packed.table,
+                              packed.shape, bias, stride, padding)
+
+
+def conv_channel_compact_numba(x: np.ndarray, packed: ChannelPacked,
+                               bias: np.ndarray | None = None, stride: IntPair = 1,
+                               padding: IntPair = 0) -> np.ndarray:
+    """Numba im2col that reads the kept channels only, then BLAS GEMM ``(F, C'*kh*kw)``."""
+    return _gathered_gemm_numba("conv_channel_compact", x, packed, packed.matrix, packed.table,
+                                bias, stride, padding)
+
+
+def conv_channel_compact(x: np.ndarray, packed: ChannelPacked, bias: np.ndarray | None = None,
+                         stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """Convolution reading the kept input channels only: ``(N, C, H, W) -> (N, F, OH, OW)``."""
+    impl = conv_channel_compact_numba if NUMBA_AVAILABLE else conv_channel_compact_ref
+    return impl(x, packed, bias, stride, padding)

@@ -1,0 +1,214 @@
+"""Packed formats and compact/sparse conv kernels against their references and conv2d_simple."""
+
+from unittest.mock import patch
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernels.compact_conv as compact_conv
+from kernels.compact_conv import (
+    conv_channel_compact,
+    conv_channel_compact_ref,
+    conv_column_compact,
+    conv_column_compact_ref,
+    conv_filter_compact_numba,
+    conv_filter_compact_ref,
+    gather_im2col_numba,
+    gather_im2col_ref,
+    shift_add_numba,
+    shift_add_ref,
+    threads_for,
+)
+from kernels.im2col import conv2d_simple, conv_geometry, im2col_ref
+from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
+from kernels.sparse_conv import sparse_conv_numba, sparse_conv_ref
+
+FAST = settings(max_examples=25, deadline=None)
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+KINDS = ("filter", "channel", "column", "irregular")
+PACKED = {"filter": FilterPacked, "channel": ChannelPacked, "column": ColumnPacked,
+          "irregular": CSRPacked}
+
+
+def group_shape(kind, shape):
+    f, c, kh, kw = shape
+    return {"filter": (f, 1, 1, 1), "channel": (1, c, 1, 1), "column": (1, c, kh, kw),
+            "irregular": shape}[kind]
+
+
+def make_mask(rng, kind, shape, pruning):
+    """An elementwise mask of ``kind`` groups: none pruned, all but one, or a random half."""
+    groups = group_shape(kind, shape)
+    n = int(np.prod(groups))
+    if pruning == "none":
+        keep = np.ones(n, bool)
+    elif pruning == "all but one":
+        keep = np.zeros(n, bool)
+        keep[rng.integers(n)] = True
+    else:
+        keep = rng.random(n) < 0.5
+    return np.broadcast_to(keep.reshape(groups), shape).copy()
+
+
+@st.composite
+def conv_cases(draw):
+    """Shapes, stride, padding and a mask; kernel sizes and paddings of any combination."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, kh - 2 * padding[0]), 9))
+    w = draw(st.integers(max(1, kw - 2 * padding[1]), 9))
+    n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    kind = draw(st.sampled_from(KINDS))
+    pruning = draw(st.sampled_from(["none", "all but one", "random"]))
+    return (n, c, h, w), (f, c, kh, kw), stride, padding, kind, pruning, draw(st.integers(0, 2**16))
+
+
+def arrays(case, dtype):
+    x_shape, w_shape, stride, padding, kind, pruning, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    mask = make_mask(rng, kind, w_shape, pruning)
+    return x, w, b, mask, stride, padding
+
+
+@FAST
+@given(case=conv_cases())
+def test_packed_formats_round_trip(case):
+    _, w, _, mask, _, _ = arrays(case, np.float64)
+    for packed_type in PACKED.values():
+        np.testing.assert_array_equal(packed_type.from_dense(w, mask).to_dense(), w * mask)
+
+
+@FAST
+@given(case=conv_cases())
+def test_packed_keeps_only_the_surviving_groups(case):
+    _, w, _, mask, _, _ = arrays(case, np.float64)
+    f = w.shape[0]
+    assert FilterPacked.from_dense(w, mask).weight.shape[0] == mask.reshape(f, -1).any(1).sum()
+    assert ChannelPacked.from_dense(w, mask).weight.shape[1] == mask.any(axis=(0, 2, 3)).sum()
+    assert ColumnPacked.from_dense(w, mask).weight.shape[1] == mask.reshape(f, -1).any(0).sum()
+    assert CSRPacked.from_dense(w, mask).nnz == np.count_nonzero(w * mask)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@FAST
+@given(case=conv_cases())
+def test_filter_compact_equals_reference_and_conv2d_simple(dtype, case):
+    x, w, b, mask, stride, padding = arrays(case, dtype)
+    packed = FilterPacked.from_dense(w, mask)
+    expected = conv2d_simple(x, w * mask, b, stride, padding)[:, packed.kept]
+    ref = conv_filter_compact_ref(x, packed, b[packed.kept], stride, padding)
+    np.testing.assert_allclose(ref, expected, **TOL[dtype])
+    for kn2row in (True, False):  # both of the Numba version's algorithms
+        with patch.object(compact_conv, "kn2row_pays", lambda *_, pays=kn2row: pays):
+            fast = conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding)
+        np.testing.assert_allclose(fast, ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@FAST
+@given(case=conv_cases())
+def test_channel_compact_equals_reference_and_conv2d_simple(dtype, case):
+    x, w, b, mask, stride, padding = arrays(case, dtype)
+    packed = ChannelPacked.from_dense(w, mask)
+    expected = conv2d_simple(x, w * mask, b, stride, padding)
+    np.testing.assert_allclose(conv_channel_compact_ref(x, packed, b, stride, padding), expected,
+                               **TOL[dtype])
+    np.testing.assert_allclose(conv_channel_compact(x, packed, b, stride, padding), expected,
+                               **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@FAST
+@given(case=conv_cases())
+def test_column_compact_equals_reference_and_conv2d_simple(dtype, case):
+    x, w, b, mask, stride, padding = arrays(case, dtype)
+    packed = ColumnPacked.from_dense(w, mask)
+    expected = conv2d_simple(x, w * mask, b, stride, padding)
+    np.testing.assert_allclose(conv_column_compact_ref(x, packed, b, stride, padding), expected,
+                               **TOL[dtype])
+    np.testing.assert_allclose(conv_column_compact(x, packed, b, stride, padding), expected,
+                               **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@FAST
+@given(case=conv_cases())
+def test_sparse_conv_equals_reference_and_conv2d_simple(dtype, case):
+    x, w, b, mask, stride, padding = arrays(case, dtype)
+    csr = CSRPacked.from_dense(w, mask)
+    expected = conv2d_simple(x, w * mask, b, stride, padding)
+    np.testing.assert_allclose(sparse_conv_ref(x, csr, b, stride, padding), expected, **TOL[dtype])
+    np.testing.assert_allclose(sparse_conv_numba(x, csr, b, stride, padding), expected,
+                               **TOL[dtype])
+
+
+@FAST
+@given(case=conv_cases())
+def test_gather_im2col_builds_the_kept_rows_of_im2col(case):
+    x, w, _, mask, stride, padding = arrays(case, np.float64)
+    table = ColumnPacked.from_dense(w, mask).table
+    kh, kw = w.shape[2:]
+    cols = gather_im2col_numba(x, table, kh, kw, stride, padding)
+    np.testing.assert_array_equal(cols, gather_im2col_ref(x, table, kh, kw, stride, padding))
+    full = im2col_ref(x, kh, kw, stride, padding)  # (N*OH*OW, C*kh*kw)
+    kept = np.ravel_multi_index(tuple(table.T), w.shape[1:])
+    expected = full[:, kept].reshape(x.shape[0], cols.shape[2], len(kept)).transpose(0, 2, 1)
+    np.testing.assert_array_equal(cols, expected)
+
+
+@FAST
+@given(case=conv_cases())
+def test_shift_add_numba_equals_ref(case):
+    x, w, b, _, stride, padding = arrays(case, np.float64)
+    g = conv_geometry("test", x.shape, w.shape[2], w.shape[3], stride, padding)
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((x.shape[0], w.shape[0], g.kh, g.kw, *x.shape[2:]))
+    np.testing.assert_allclose(shift_add_numba(y, b, g), shift_add_ref(y, b, g), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_blocked_paths_at_larger_shapes(monkeypatch):
+    """Several filter, channel and pixel blocks in the sparse kernel; kn2row in many chunks."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 40, 50, 47)).astype(np.float32)
+    w = rng.standard_normal((37, 40, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(37).astype(np.float32)
+    mask = rng.random(w.shape) < 0.1
+    expected = conv2d_simple(x, w * mask, b, 1, 1)
+    np.testing.assert_allclose(sparse_conv_numba(x, CSRPacked.from_dense(w, mask), b, 1, 1),
+                               expected, rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(compact_conv, "KN2ROW_CHUNK_BYTES", 3 * 9 * 50 * 47 * 4)
+    packed = FilterPacked.from_dense(w, mask)
+    np.testing.assert_allclose(conv_filter_compact_numba(x, packed, b, 1, 1), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_bad_inputs_are_refused_where_they_enter():
+    w = np.ones((2, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="mask must have the weight's shape"):
+        FilterPacked.from_dense(w, np.ones((2, 3, 3), bool))
+    with pytest.raises(ValueError, match="4-D"):
+        CSRPacked.from_dense(np.ones((2, 3)), None)
+    x = np.ones((1, 4, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="input has 4 channels, the weight expects 3"):
+        conv_column_compact(x, ColumnPacked.from_dense(w))
+    with pytest.raises(ValueError, match="bias"):
+        sparse_conv_numba(x[:, :3], CSRPacked.from_dense(w), np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="gather table"):
+        gather_im2col_numba(x, np.array([[4, 0, 0]]), 3, 3)
+
+
+def test_small_kernels_run_on_one_thread_and_restore_the_thread_count():
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    with threads_for(10):
+        assert numba.get_num_threads() == 1
+    with threads_for(1 << 30):
+        assert numba.get_num_threads() == before
+    assert numba.get_num_threads() == before
