@@ -20,6 +20,11 @@ layer's bias (exactly, up to the border of a zero-padded convolution), so the we
 that read a dead input do no useful work and ``effective_kept_weights`` drops them.
 Deadness propagates: a filter whose kept weights all read dead inputs is dead too.
 
+It also runs backwards. A filter whose output no effective kept weight of the next layer
+reads (channel pruning there, or column pruning of a Linear after Flatten that removes
+a whole H*W block) computes a map nobody uses, so compaction removes it and its weights
+count as dead (``unread_filters``). Both directions are applied until nothing changes.
+
 The chain assumption: the *next* weighted layer of a Conv2d or Linear is the next one
 that the forward pass runs. The models here (LeNet-5, LeNet-300-100, SmallVGG) are
 chains; the BatchNorm, pooling, ReLU and Flatten between their layers keep one output
@@ -188,16 +193,56 @@ def _dead_inputs(layer: TracedLayer, previous: TracedLayer | None,
     return np.repeat(dead_filters, n_inputs // n_filters)
 
 
-def _layer_row(layer: TracedLayer, mask: np.ndarray,
-               dead: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
-    """One layer's statistics and the boolean vector of its dead filters."""
+def _reads_dead(layer: TracedLayer, dead: np.ndarray) -> np.ndarray:
+    """``dead`` (one flag per input) broadcast against the layer's weight."""
+    return dead[None, :, None, None] if layer.type == "conv" else dead[None, :]
+
+
+def _read_filters(layer: TracedLayer, following: TracedLayer,
+                  next_effective: np.ndarray) -> np.ndarray:
+    """Which filters of ``layer`` some effective kept weight of the next layer reads."""
+    conv = following.type == "conv"
+    reads = next_effective.any(axis=(0, 2, 3)) if conv else next_effective.any(axis=0)
+    return reads.reshape(layer.weight_shape[0], -1).any(axis=1)
+
+
+def _effective_masks(layers: list[TracedLayer], host: dict[str, np.ndarray]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The kept weights that do useful work, and each layer's dead inputs.
+
+    Forward: a weight reading the output of a dead filter is dead. Backward: a filter no
+    live weight of the next layer reads is dead. Each pass can only remove weights, so
+    repeating both until nothing changes terminates.
+    """
+    effective = {layer.name: host[layer.param].copy() for layer in layers}
+    while True:
+        before = sum(int(m.sum()) for m in effective.values())
+        dead_inputs, previous, dead_filters = {}, None, None
+        for layer in layers:
+            dead = _dead_inputs(layer, previous, dead_filters)
+            mask = effective[layer.name]
+            mask &= ~_reads_dead(layer, dead)
+            dead_inputs[layer.name] = dead
+            dead_filters = ~mask.reshape(layer.weight_shape[0], -1).any(axis=1)
+            previous = layer
+        for layer, following in zip(layers[:-1], layers[1:]):
+            read = _read_filters(layer, following, effective[following.name])
+            effective[layer.name][~read] = False
+        if sum(int(m.sum()) for m in effective.values()) == before:
+            return effective, dead_inputs
+
+
+def _layer_row(layer: TracedLayer, mask: np.ndarray, effective: np.ndarray,
+               dead: np.ndarray) -> dict[str, Any]:
+    """One layer's statistics from its mask, effective mask and dead inputs."""
     conv = layer.type == "conv"
-    reads_dead = dead[None, :, None, None] if conv else dead[None, :]
-    effective = mask & ~reads_dead
     n_filters = layer.weight_shape[0]
     kept_channels = mask.any(axis=(0, 2, 3)) if conv else mask.any(axis=0)
     kept, live = int(mask.sum()), int(effective.sum())
-    row = {
+    rows_kept = mask.reshape(n_filters, -1).any(axis=1)
+    rows_reading_live = (mask & ~_reads_dead(layer, dead)).reshape(n_filters, -1).any(axis=1)
+    rows_live = effective.reshape(n_filters, -1).any(axis=1)
+    return {
         "layer": layer.name,
         "type": layer.type,
         "shape": layer.weight_shape,
@@ -205,17 +250,17 @@ def _layer_row(layer: TracedLayer, mask: np.ndarray,
         "kept_weights": kept,
         "sparsity": 1.0 - kept / mask.size,
         "filters": n_filters,
-        "kept_filters": int(mask.reshape(n_filters, -1).any(axis=1).sum()),
+        "kept_filters": int(rows_kept.sum()),
         "channels": int(kept_channels.size),
         "kept_channels": int(kept_channels.sum()),
         "columns": int(mask[0].size),
         "kept_columns": int(mask.any(axis=0).sum()),
         "dead_inputs": int(dead.sum()),
+        "unread_filters": int((rows_reading_live & ~rows_live).sum()),
         "effective_kept_weights": live,
         "macs": int(mask.size) * layer.positions,
         "macs_after": live * layer.positions,
     }
-    return row, ~effective.reshape(n_filters, -1).any(axis=1)
 
 
 def layer_stats(model: nn.Module, masks: Mapping[str, Array] | None = None,
@@ -227,20 +272,17 @@ def layer_stats(model: nn.Module, masks: Mapping[str, Array] | None = None,
     pruned), ``filters``/``kept_filters`` (rows with a kept weight), ``channels``/
     ``kept_channels`` (input channels with a kept weight), ``columns``/``kept_columns``
     (GEMM columns (c, y, x) with a kept weight; a Linear's columns are its channels),
-    ``dead_inputs`` (inputs whose producing filter the previous layer removed),
-    ``effective_kept_weights`` (kept weights that read a live input), ``macs`` (dense
-    MACs per sample: F*C*kh*kw*OH*OW or out*in) and ``macs_after``
-    (effective_kept_weights*OH*OW, or effective_kept_weights for a Linear).
+    ``dead_inputs`` (inputs whose producing filter is dead), ``unread_filters`` (filters
+    with kept weights on live inputs whose output the next layer never reads),
+    ``effective_kept_weights`` (kept weights that read a live input and feed a read
+    output), ``macs`` (dense MACs per sample: F*C*kh*kw*OH*OW or out*in) and
+    ``macs_after`` (effective_kept_weights*OH*OW, or effective_kept_weights for a Linear).
     """
     layers = trace_layers(model, input_shape)
     host = _host_masks(masks_from_weights(model) if masks is None else masks, layers)
-    rows, previous, dead_filters = [], None, None
-    for layer in layers:
-        dead = _dead_inputs(layer, previous, dead_filters)
-        row, dead_filters = _layer_row(layer, host[layer.param], dead)
-        rows.append(row)
-        previous = layer
-    return rows
+    effective, dead_inputs = _effective_masks(layers, host)
+    return [_layer_row(layer, host[layer.param], effective[layer.name], dead_inputs[layer.name])
+            for layer in layers]
 
 
 def _ratio(before: int, after: int) -> float:

@@ -114,6 +114,35 @@ def test_flatten_blocks_follow_the_pruned_filters(lenet):
     assert fc1["kept_channels"] == 784
 
 
+def test_channel_pruned_conv2_leaves_conv1_filters_unread(lenet):
+    mask = np.zeros((50, 20, 5, 5), dtype=bool)
+    mask[:, [2, 5, 11, 17]] = True  # conv2 reads 4 of its 20 input channels
+    stats = summary(lenet, {"conv2.weight": mask})
+    conv1, conv2 = stats["layers"][0], stats["layers"][1]
+    # conv1's mask is dense, yet only the 4 filters conv2 reads do useful work.
+    assert conv1["kept_filters"] == 20 and conv1["unread_filters"] == 16
+    assert conv1["effective_kept_weights"] == 4 * 25
+    assert conv1["macs_after"] == CONV1_MACS * 4 // 20
+    assert conv2["macs_after"] == CONV2_MACS * 4 // 20 and conv2["unread_filters"] == 0
+    assert stats["conv_mac_reduction"] == pytest.approx(5.0)
+
+
+def test_unread_filters_propagate_backwards_to_a_fixed_point(lenet):
+    # fc1 reads only the Flatten blocks of conv2 filters 0-9; conv2 filters 0-9 read only
+    # input channels 0-2, while filters 10-49 read every channel but nobody reads them.
+    fc1 = np.zeros((500, 800), dtype=bool)
+    fc1[:, : 10 * 16] = True
+    conv2 = np.ones((50, 20, 5, 5), dtype=bool)
+    conv2[:10, 3:] = False
+    rows = by_layer(layer_stats(lenet, {"conv2.weight": conv2, "fc1.weight": fc1}))
+    assert rows["conv2"]["unread_filters"] == 40
+    assert rows["conv2"]["effective_kept_weights"] == 10 * 3 * 25
+    assert rows["conv1"]["unread_filters"] == 17
+    assert rows["conv1"]["macs_after"] == 3 * 25 * 24 * 24
+    # the unread filters count as dead for fc1 too, which reads none of their columns
+    assert rows["fc1"]["dead_inputs"] == 40 * 16 and rows["fc1"]["macs_after"] == 500 * 160
+
+
 def test_irregular_mask_counts_kept_weights(lenet):
     rng = np.random.default_rng(0)
     mask = rng.random((50, 20, 5, 5)) < 0.1
