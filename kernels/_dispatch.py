@@ -11,7 +11,8 @@ same effect as ``NUMBA_DISABLE_JIT=1``). A kernel without a GPU version raises
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -22,18 +23,46 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
-    from numba import njit, prange
+    from numba import njit, prange, uintp
 
     NUMBA_AVAILABLE = True
 except ImportError:  # Numba is optional; the references cover every kernel
     NUMBA_AVAILABLE = False
     prange = range
+    uintp = int  # an unsigned loop bound tells Numba an index cannot be negative
 
     def njit(*args: Any, **kwargs: Any) -> Callable:
         """Stand-in for ``numba.njit`` that leaves the function as plain Python."""
         if len(args) == 1 and callable(args[0]) and not kwargs:
             return args[0]
         return lambda func: func
+
+
+# Waking the sleeping workers of a parallel loop costs ~65 us on the 2-core development
+# machine, more than a small loop takes on one thread (an Adam step on 25,000 floats:
+# 16 us on one thread, 70 us on two). Loops that touch fewer items run on the calling
+# thread only; see ``benchmarks/kernels_micro.py --threads-crossover``.
+PARALLEL_MIN_ITEMS = int(os.environ.get("MINIDNN_PARALLEL_MIN_ITEMS", 1 << 18))
+
+
+@contextmanager
+def threads_for(items: int) -> Iterator[None]:
+    """Run the parallel loops inside on one thread when they touch fewer than
+    ``PARALLEL_MIN_ITEMS`` items; the thread count is restored on exit."""
+    if not NUMBA_AVAILABLE or items >= PARALLEL_MIN_ITEMS:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def is_cupy_array(a: Any) -> bool:
@@ -52,4 +81,5 @@ def require_numpy(op: str, *arrays: Any) -> None:
             )
 
 
-__all__ = ["NUMBA_AVAILABLE", "is_cupy_array", "njit", "prange", "require_numpy"]
+__all__ = ["NUMBA_AVAILABLE", "PARALLEL_MIN_ITEMS", "is_cupy_array", "njit", "prange",
+           "require_numpy", "threads_for", "uintp"]

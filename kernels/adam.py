@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy
+from kernels._dispatch import (NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy,
+                               threads_for)
 
 
 def _check_shapes(op: str, param: np.ndarray, **state: np.ndarray | None) -> None:
@@ -104,7 +105,8 @@ def adam_update_numba(
     bc2_sqrt = math.sqrt(1 - beta2**step)
     hyper = (beta1, 1 - beta1, beta2, 1 - beta2, step_size, bc2_sqrt, eps, weight_decay)
     # float32 params get float32 scalars, so the arithmetic matches NumPy's and PyTorch's
-    _adam_kernel(p, g, m_flat, v_flat, *(param.dtype.type(h) for h in hyper))
+    with threads_for(p.size):
+        _adam_kernel(p, g, m_flat, v_flat, *(param.dtype.type(h) for h in hyper))
 
 
 def _check_sgd(op: str, param, grad, buf, momentum: float, dampening: float, nesterov: bool):
@@ -171,7 +173,8 @@ def sgd_update_numba(
     b = _flat("sgd_update", "buf", buf) if momentum != 0 else np.empty(0, dtype=param.dtype)
     g = np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1)
     hyper = (param.dtype.type(h) for h in (lr, momentum, weight_decay, 1 - dampening))
-    _sgd_kernel(p, g, b, *hyper, bool(nesterov), bool(first_step))
+    with threads_for(p.size):
+        _sgd_kernel(p, g, b, *hyper, bool(nesterov), bool(first_step))
 
 
 def adam_update(

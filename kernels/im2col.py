@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy
+from kernels._dispatch import (NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy,
+                               threads_for)
 
 IntPair = int | Sequence[int]
 
@@ -177,7 +178,8 @@ def im2col_numba(
     g = conv_geometry("im2col", x.shape, kh, kw, stride, padding)
     x = np.ascontiguousarray(x)
     cols = np.empty((x.shape[0] * g.oh * g.ow, x.shape[1] * g.kh * g.kw), dtype=x.dtype)
-    _im2col_kernel(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.oh, g.ow, cols)
+    with threads_for(cols.size):
+        _im2col_kernel(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.oh, g.ow, cols)
     return cols
 
 
@@ -193,7 +195,9 @@ def col2im_numba(
     g = conv_geometry("col2im", x_shape, kh, kw, stride, padding)
     _check_cols("col2im", cols, x_shape, g)
     dx = np.zeros(tuple(int(s) for s in x_shape), dtype=cols.dtype)
-    _col2im_kernel(np.ascontiguousarray(cols), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.oh, g.ow, dx)
+    with threads_for(cols.size):
+        _col2im_kernel(np.ascontiguousarray(cols), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.oh,
+                       g.ow, dx)
     return dx
 
 

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy
+from kernels._dispatch import (NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy,
+                               threads_for)
 from kernels.im2col import Geometry, IntPair, conv_geometry, pair, window
 
 
@@ -229,10 +230,12 @@ def maxpool2d_forward_numba(
     planes = np.ascontiguousarray(x).reshape(n * c, h * w)
     out = np.empty((n * c, g.oh * g.ow), dtype=x.dtype)
     argmax = np.empty((n * c, g.oh * g.ow), dtype=np.int64)
-    if (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0):
-        _maxpool2x2_kernel(planes, w, g.ow, out, argmax)
-    else:
-        _maxpool_forward_kernel(planes, h, w, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out, argmax)
+    with threads_for(planes.size):
+        if (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0):
+            _maxpool2x2_kernel(planes, w, g.ow, out, argmax)
+        else:
+            _maxpool_forward_kernel(planes, h, w, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out,
+                                    argmax)
     return out.reshape(n, c, g.oh, g.ow), argmax.reshape(n, c, g.oh, g.ow)
 
 
@@ -244,7 +247,8 @@ def maxpool2d_backward_numba(
     n, c, h, w = (int(s) for s in x_shape)
     dx = np.zeros((n, c, h * w), dtype=dout.dtype)
     dout, argmax = np.ascontiguousarray(dout), np.ascontiguousarray(argmax, dtype=np.int64)
-    _maxpool_backward_kernel(dout, argmax, dx)
+    with threads_for(dx.size):
+        _maxpool_backward_kernel(dout, argmax, dx)
     return dx.reshape(n, c, h, w)
 
 
@@ -255,7 +259,8 @@ def avgpool2d_forward_numba(
     g = pool_geometry("avgpool2d_forward", x.shape, k, stride, padding)
     x = np.ascontiguousarray(x)
     out = np.empty((x.shape[0], x.shape[1], g.oh, g.ow), dtype=x.dtype)
-    _avgpool_forward_kernel(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out)
+    with threads_for(x.size):
+        _avgpool_forward_kernel(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out)
     return out
 
 
@@ -270,7 +275,9 @@ def avgpool2d_backward_numba(
     g = pool_geometry("avgpool2d_backward", x_shape, k, stride, padding)
     _check_dout("avgpool2d_backward", dout, x_shape, g)
     dx = np.zeros(tuple(int(s) for s in x_shape), dtype=dout.dtype)
-    _avgpool_backward_kernel(np.ascontiguousarray(dout), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, dx)
+    with threads_for(dx.size):
+        _avgpool_backward_kernel(np.ascontiguousarray(dout), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+                                 dx)
     return dx
 
 

@@ -51,6 +51,8 @@ class Function:
         tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
         fn = cls()
         fn.xp = backend.get_array_module(*(t.data for t in tensors), op=cls.__name__)
+        # known before forward, so a forward pass can skip saving what backward won't use
+        fn.needs_grad = tuple(_grad_enabled and t.requires_grad for t in tensors)
         prof = profiler.active
         t0 = time.perf_counter() if prof else 0.0
         out = Tensor(fn.forward(*(t.data for t in tensors), **kwargs))
@@ -60,7 +62,6 @@ class Function:
             out.requires_grad = True
             out._ctx = fn
             fn.parents = tensors
-            fn.needs_grad = tuple(t.requires_grad for t in tensors)
         return out
 
     def forward(self, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract

@@ -2,7 +2,9 @@
 
 Usage mirrors ``torch.nn.functional``: ``import minidnn.nn.functional as F``.
 Convolution is im2col + one GEMM (``kernels.im2col``); ``conv2d_simple`` in
-``kernels.im2col`` is the readable loop version it is tested against.
+``kernels.im2col`` is the readable loop version it is tested against. A first layer
+(input needs no gradient) with a short reduction, like LeNet-5's conv1, runs the direct
+kernels of ``kernels.direct_conv`` instead, which skip the im2col buffer and transposes.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from kernels.direct_conv import conv2d_direct, conv2d_grad_weight, use_direct
 from kernels.im2col import col2im, conv_output_size, im2col
+from kernels.layout import nchw_to_rows, rows_to_nchw
 from kernels.pooling import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                              maxpool2d_forward)
 
@@ -35,25 +39,29 @@ class Conv2d(Function):
         n, _, h, wd = x.shape
         f, _, kh, kw = w.shape
         self.stride, self.padding = _pair(stride), _pair(padding)
+        self.direct = use_direct(x, w.shape, self.stride, self.needs_grad[0])
+        if self.direct:  # first layer, few terms per output: no im2col buffer, no transposes
+            self.x, self.w = x, w
+            return conv2d_direct(x, w, b, self.stride, self.padding)
         oh = conv_output_size(h, kh, self.stride[0], self.padding[0])
         ow = conv_output_size(wd, kw, self.stride[1], self.padding[1])
         self.cols = im2col(x, kh, kw, self.stride, self.padding)  # (N*OH*OW, C*kh*kw)
         self.x_shape, self.w = x.shape, w
         out = self.cols @ w.reshape(f, -1).T  # (N*OH*OW, F)
-        if b is not None:
-            out += b
-        return self.xp.ascontiguousarray(out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+        return rows_to_nchw(out, n, oh, ow, b)  # transpose and bias add in one pass
 
     def backward(self, g):
         f, _, kh, kw = self.w.shape
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, f)  # (N*OH*OW, F)
+        if self.direct:  # the input needs no gradient on this path
+            gw, gb = conv2d_grad_weight(self.x, g, kh, kw, self.stride, self.padding)
+            return None, gw, gb if len(self.parents) == 3 else None
+        # (N*OH*OW, F) rows of g and, in the same pass, the bias gradient sum over (n, oy, ox)
+        g2, gb = nchw_to_rows(g, with_bias_grad=len(self.parents) == 3)
         gw = (g2.T @ self.cols).reshape(self.w.shape)
         gx = None
         if self.needs_grad[0]:  # the first layer's input needs no gradient: skip col2im
             gcols = g2 @ self.w.reshape(f, -1)
             gx = col2im(gcols, self.x_shape, kh, kw, self.stride, self.padding)
-        # bias gradient from the contiguous NCHW g: summing its rows is faster than g2's columns
-        gb = g.reshape(g.shape[0], f, -1).sum(axis=2).sum(axis=0) if len(self.parents) == 3 else None
         return gx, gw, gb
 
 
