@@ -7,6 +7,7 @@
 - ``admm.baselines``: magnitude pruning and SSL group lasso, for honest comparison.
 - ``admm.stats``: per-layer sparsity table, compression and conv MACs.
 """
+import minidnn  # noqa: F401  (first: its thread-pool defaults must precede NumPy)
 from admm.masking import MaskedRetraining, hard_prune, weight_shapes
 from admm.projections import KINDS, group_mask, keep_count, project, project_with_mask
 from admm.pruner import ADMMPruner

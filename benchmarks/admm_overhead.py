@@ -40,10 +40,9 @@ ARGS = parse_args()
 for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-import minidnn  # noqa: E402
+import minidnn  # noqa: E402  (before NumPy: it sets the thread-pool defaults)
+import numpy as np  # noqa: E402
 import minidnn.nn.functional as F  # noqa: E402
 from admm import ADMMPruner  # noqa: E402
 from minidnn import optim  # noqa: E402

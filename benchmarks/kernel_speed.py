@@ -418,10 +418,11 @@ def environment(args, worker: TorchWorker | None) -> dict:
 
 def main(args) -> dict:
     pin_threads(args.threads)
-    # PyTorch starts first, with the environment as given; then ours, whose OpenMP workers
-    # sleep between parallel loops (kernels._dispatch sets OMP_WAIT_POLICY before Numba).
+    # PyTorch starts first, with the environment as given; then ours, whose OpenMP and
+    # OpenBLAS workers sleep soon after each call (kernels._dispatch sets OMP_WAIT_POLICY
+    # and OPENBLAS_THREAD_TIMEOUT before Numba and NumPy load).
     worker = TorchWorker(args.threads) if not args.no_torch and torch_available() else None
-    import kernels  # noqa: F401
+    import kernels._dispatch  # noqa: F401
     import numba
 
     numba.set_num_threads(args.threads)

@@ -15,12 +15,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
-
-# Numba's OpenMP workers spin after each parallel loop; on a 2-core machine that starves
-# the BLAS threads of the next GEMM (a LeNet-5 step goes from ~17 ms to ~50 ms). Sleeping
-# workers cost a few microseconds of wake-up instead. Read when the OpenMP pool first loads.
+# Two thread pools share the cores: Numba's (OpenMP) for the kernels here and OpenBLAS's
+# for the GEMMs, called one after the other many times per training step. Each pool's
+# idle workers spin for a while before they sleep, and a spinning worker of one pool
+# takes a core from the other pool's next call. On the 2-core development machine:
+# - Numba's OpenMP workers spin by default: a LeNet-5 step went from ~17 ms to ~50 ms.
+#   They sleep at once with OMP_WAIT_POLICY=PASSIVE. Read when the OpenMP pool loads.
+# - OpenBLAS's workers spin for 2**28 CPU cycles (~0.1 s) after each call. With 2**8
+#   cycles, ``benchmarks/train_speed.py`` went from 11.0 s to 8.9 s an epoch. Read when
+#   OpenBLAS loads, that is when NumPy is first imported: it only takes effect when
+#   minidnn or kernels is imported before numpy (or when it is set in the environment).
+# Both are defaults: a value already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "8")
+
+import numpy as np  # noqa: E402  (after the variables above)
 
 try:
     from numba import njit, prange, uintp
@@ -39,9 +48,11 @@ except ImportError:  # Numba is optional; the references cover every kernel
 
 
 # Waking the sleeping workers of a parallel loop costs ~65 us on the 2-core development
-# machine, more than a small loop takes on one thread (an Adam step on 25,000 floats:
-# 16 us on one thread, 70 us on two). Loops that touch fewer items run on the calling
-# thread only; see ``benchmarks/kernels_micro.py --threads-crossover``.
+# machine (more when a core idles in a virtual machine), more than a small loop takes on
+# one thread (an Adam step on 25,000 floats: 16 us on one thread, 70 us on two). Loops
+# that touch fewer items (or, for the compact kernels, do fewer inner-loop operations; a
+# vector operation counts as one) run on the calling thread only; see
+# ``benchmarks/kernels_micro.py --threads-crossover``.
 PARALLEL_MIN_ITEMS = int(os.environ.get("MINIDNN_PARALLEL_MIN_ITEMS", 1 << 18))
 
 

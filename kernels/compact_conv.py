@@ -32,12 +32,9 @@ Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy
+from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
 
@@ -48,29 +45,6 @@ KN2ROW_CHUNK_BYTES = 4 << 20
 # GEMMs (measured: ~0.6 ns against ~0.04 ns for their short K = C): the price kn2row's
 # extra work is weighed against.
 IM2COL_COPY_MACS = 16
-
-
-# Numba's OpenMP workers sleep between parallel loops (OMP_WAIT_POLICY=PASSIVE, see
-# kernels._dispatch), and waking one costs up to ~50 us when its core idles in a virtual
-# machine. A kernel with fewer inner-loop operations than this (~0.1 ms of work; a vector
-# operation counts as one) runs on the calling thread alone.
-PARALLEL_MIN_OPS = 1 << 18
-
-
-@contextmanager
-def threads_for(ops: int) -> Iterator[None]:
-    """Run the Numba kernels inside on one thread when ``ops`` is too little work to share."""
-    if not NUMBA_AVAILABLE or ops >= PARALLEL_MIN_OPS:
-        yield
-        return
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)  # thread-local in Numba, restored below
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def _check_input(op: str, x: np.ndarray, shape: tuple[int, ...], stride: IntPair,

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy
-from kernels.compact_conv import threads_for
+from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import CSRPacked
 

@@ -8,6 +8,8 @@ Packages: ``backend`` (the NumPy/CuPy seam), ``tensor`` (autograd), ``nn`` (modu
 functional ops), ``optim`` (SGD, Adam with step hooks), ``data`` (IDX files, DataLoader),
 ``models`` (LeNet-5, ...), ``train`` (fit/evaluate), ``io`` (checkpoints).
 """
+import kernels._dispatch  # noqa: F401  (first: sets the thread-pool defaults before NumPy loads)
+
 from . import backend, nn, optim, profiler
 from .io import load, save
 from .random import manual_seed
