@@ -32,6 +32,9 @@ Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispat
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
@@ -156,21 +159,11 @@ def conv_filter_compact_ref(x: np.ndarray, packed: FilterPacked, bias: np.ndarra
     return shift_add_ref(y.reshape(n, f, g.kh, g.kw, h, w), b, g)
 
 
-def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
-                              bias: np.ndarray | None = None, stride: IntPair = 1,
-                              padding: IntPair = 0) -> np.ndarray:
-    """kn2row in cache-sized chunks of (images, filters): GEMM, then the Numba shift-add.
-
-    Where kn2row's extra work costs more than im2col's copy (see the module docstring),
-    the smaller dense conv as gather-im2col of all columns + GEMM ``(F', C*kh*kw)``.
-    """
-    g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
+def _kn2row_numba(x: np.ndarray, packed: FilterPacked, b: np.ndarray, g: Geometry
+                  ) -> np.ndarray:
+    """kn2row in cache-sized chunks of (images, filters): GEMM, then the Numba shift-add."""
     n, c, h, w = x.shape
     f = packed.weight.shape[0]
-    if not kn2row_pays(f, h * w, g.oh * g.ow):
-        return _gathered_gemm_numba("conv_filter_compact", x, packed, packed.matrix,
-                                    packed.table, bias, stride, padding)
-    b = _check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
     out = np.empty((n, f, g.oh, g.ow), dtype=np.result_type(x, packed.weight))
     if f == 0 or n == 0:
         return out
@@ -191,6 +184,56 @@ def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
                 _shift_add_kernel(y.reshape(nc, fc, g.kh, g.kw, h, w), b, g.sh, g.sw, g.ph,
                                   g.pw, out, n0, f0)
     return out
+
+
+FILTER_ALGORITHMS = ("kn2row", "gather")
+
+
+def _timed_once(run: Callable[[], object]) -> float:
+    """Seconds of one call of ``run``, after one untimed call (JIT, first-touch pages)."""
+    run()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
+                              bias: np.ndarray | None = None, stride: IntPair = 1,
+                              padding: IntPair = 0, algorithm: str | None = None) -> np.ndarray:
+    """kn2row, or the smaller dense conv as gather-im2col of all columns + GEMM ``(F', C*kh*kw)``.
+
+    ``algorithm`` forces one of ``FILTER_ALGORITHMS``. By default gather-im2col runs where
+    kn2row's extra work surely costs more than im2col's copy (``kn2row_pays``, see the
+    module docstring); elsewhere the two are timed on the first call for this input shape
+    and the faster one is remembered in ``packed`` (kn2row's GEMM has the short K = C,
+    which BLAS runs less well than the long K = C*kh*kw of gather's, and no formula
+    predicted that crossover on both a narrow and a wide layer).
+    """
+    g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
+    f = packed.weight.shape[0]
+    if algorithm is not None and algorithm not in FILTER_ALGORITHMS:
+        raise ValueError(f"conv_filter_compact: algorithm must be one of {FILTER_ALGORITHMS} "
+                         f"or None, got {algorithm!r}")
+    b = _check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
+
+    def gather() -> np.ndarray:
+        return _gathered_gemm_numba("conv_filter_compact", x, packed, packed.matrix,
+                                    packed.table, b, stride, padding)
+
+    def kn2row() -> np.ndarray:
+        return _kn2row_numba(x, packed, b, g)
+
+    if algorithm is None:
+        key = ("filter algorithm", x.shape, x.dtype.str, g)
+        if not kn2row_pays(f, x.shape[2] * x.shape[3], g.oh * g.ow):
+            algorithm = "gather"
+        elif key in packed._cache:
+            algorithm = packed._cache[key]
+        else:
+            algorithm = min(("kn2row", kn2row), ("gather", gather),
+                            key=lambda pair: _timed_once(pair[1]))[0]
+            packed._cache[key] = algorithm
+    return kn2row() if algorithm == "kn2row" else gather()
 
 
 def conv_filter_compact(x: np.ndarray, packed: FilterPacked, bias: np.ndarray | None = None,
@@ -229,14 +272,15 @@ def gather_im2col_ref(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
 
 
 @njit(parallel=True, cache=True)
-def _gather_im2col_kernel(x, table, sh, sw, ph, pw, oh, ow, cols):
+def _gather_im2col_kernel(x, table, sh, sw, ph, pw, oh, ow, cols, rows_first=False):
     n_batch, _, h, w = x.shape
     k = table.shape[0]
     for task in prange(n_batch * k):  # one row of one image's cols per task
         n, r = task // k, task % k
         c, ky, kx = table[r, 0], table[r, 1], table[r, 2]
         ox0, ox1 = valid_outputs(kx, pw, sw, w, ow)
-        row = cols[n, r]
+        # cols is (N, K, P), or (K, N, P) when rows_first: then one GEMM covers the batch
+        row = cols[r, n] if rows_first else cols[n, r]
         for oy in range(oh):
             base = oy * ow
             iy = oy * sh + ky - ph
@@ -292,20 +336,28 @@ def _gathered_gemm_ref(op: str, x: np.ndarray, matrix: np.ndarray, table: np.nda
 def _gathered_gemm_numba(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray,
                          table: np.ndarray, bias: np.ndarray | None, stride: IntPair,
                          padding: IntPair) -> np.ndarray:
-    """Numba gather-im2col into a kept buffer, then one BLAS GEMM per image.
+    """Numba gather-im2col into a kept buffer, then one BLAS GEMM for the whole batch.
 
     The buffer's last row is all ones, so ``[W' | b] @ [cols; 1] = W' cols + b`` adds the
-    bias inside the GEMM (Caffe's "bias multiplier") instead of in another pass.
+    bias inside the GEMM (Caffe's "bias multiplier") instead of in another pass. For a
+    batch the buffer is ``(K'+1, N, OH*OW)``: one wide GEMM instead of N narrow ones
+    (BLAS shares a wide one between threads far better), then the ``(F, N, OH*OW)`` result
+    is copied to NCHW in runs of OH*OW contiguous floats.
     """
     g = _check_input(op, x, shape=packed.shape, stride=stride, padding=padding)
     f, k = matrix.shape
+    n, pixels = x.shape[0], g.oh * g.ow
     b = _check_bias(op, bias, f, matrix.dtype)
-    cols = packed.workspace("cols", (x.shape[0], k + 1, g.oh * g.ow), x.dtype, fill=1.0)
-    with threads_for(x.shape[0] * k * g.oh * g.ow):  # rows 0..k-1; row k keeps its ones
+    cols = packed.workspace("cols", (k + 1, n, pixels), x.dtype, fill=1.0)
+    with threads_for(n * k * pixels):  # rows 0..k-1; row k keeps its ones
         _gather_im2col_kernel(np.ascontiguousarray(x), table, g.sh, g.sw, g.ph, g.pw, g.oh,
-                              g.ow, cols)
-    out = np.matmul(np.concatenate([matrix, b[:, None]], axis=1), cols)
-    return out.reshape(x.shape[0], f, g.oh, g.ow)
+                              g.ow, cols, True)
+    y = np.concatenate([matrix, b[:, None]], axis=1) @ cols.reshape(k + 1, n * pixels)
+    if n == 1:
+        return y.reshape(1, f, g.oh, g.ow)
+    out = np.empty((n, f, g.oh, g.ow), dtype=y.dtype)
+    out.reshape(n, f, pixels)[:] = y.reshape(f, n, pixels).transpose(1, 0, 2)
+    return out
 
 
 def conv_column_compact_ref(x: np.ndarray, packed: ColumnPacked, bias: np.ndarray | None = None,

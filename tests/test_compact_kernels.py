@@ -104,10 +104,32 @@ def test_filter_compact_equals_reference_and_conv2d_simple(dtype, case):
     expected = conv2d_simple(x, w * mask, b, stride, padding)[:, packed.kept]
     ref = conv_filter_compact_ref(x, packed, b[packed.kept], stride, padding)
     np.testing.assert_allclose(ref, expected, **TOL[dtype])
-    for kn2row in (True, False):  # both of the Numba version's algorithms
-        with patch.object(compact_conv, "kn2row_pays", lambda *_, pays=kn2row: pays):
-            fast = conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding)
+    for algorithm in compact_conv.FILTER_ALGORITHMS:  # both of the Numba version's
+        fast = conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding, algorithm)
         np.testing.assert_allclose(fast, ref, **TOL[dtype])
+    np.testing.assert_allclose(conv_filter_compact_numba(x, packed, b[packed.kept], stride,
+                                                         padding), ref, **TOL[dtype])
+
+
+def test_filter_compact_times_its_two_algorithms_once_per_shape():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 4, 3, 3)).astype(np.float32)
+    mask = np.zeros(w.shape, bool)
+    mask[::2] = True
+    packed = FilterPacked.from_dense(w, mask)
+    x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)  # "same" conv: kn2row may pay
+    calls = []
+    real = compact_conv._timed_once
+    with patch.object(compact_conv, "_timed_once", lambda run: calls.append(run) or real(run)):
+        first = conv_filter_compact_numba(x, packed, None, 1, 1)
+        second = conv_filter_compact_numba(x, packed, None, 1, 1)
+        conv_filter_compact_numba(x[:1], packed, None, 1, 1)  # another shape: timed again
+    assert len(calls) == 4
+    chosen = [v for k, v in packed._cache.items() if k[0] == "filter algorithm"]
+    assert len(chosen) == 2 and set(chosen) <= set(compact_conv.FILTER_ALGORITHMS)
+    np.testing.assert_array_equal(first, second)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        conv_filter_compact_numba(x, packed, None, 1, 1, "winograd")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
