@@ -64,7 +64,7 @@ def integer(minimum: int) -> Checker:
 
 
 def number(at_least: float | None = None, above: float | None = None,
-           below: float | None = None) -> Checker:
+           below: float | None = None, at_most: float | None = None) -> Checker:
     """A checker that accepts a real number within the given bounds."""
     def check(key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -79,6 +79,8 @@ def number(at_least: float | None = None, above: float | None = None,
             raise ConfigError(f"{key} must be > {above:g}, got {value:g}")
         if below is not None and not value < below:
             raise ConfigError(f"{key} must be < {below:g}, got {value:g}")
+        if at_most is not None and value > at_most:
+            raise ConfigError(f"{key} must be <= {at_most:g}, got {value:g}")
         return float(value)
     return check
 
@@ -163,11 +165,16 @@ class ADMMConfig:
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    """Masked retraining with Adam; ``batch_size`` defaults to pretraining's."""
+    """Masked retraining with Adam; ``batch_size`` defaults to pretraining's.
+
+    ``lr_decay`` multiplies the learning rate after every epoch (epoch e runs at
+    ``lr * lr_decay**e``); 1 keeps it constant.
+    """
 
     epochs: int = option(4, integer(0))
     lr: float = option(1e-3, number(above=0))
     batch_size: int | None = option(None, optional(integer(1)))
+    lr_decay: float = option(1.0, number(above=0, at_most=1))
 
 
 @dataclass(frozen=True)

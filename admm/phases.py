@@ -280,7 +280,8 @@ def retrain(run: Run) -> dict[str, Any]:
     history = train_phase(run.model, optimizer, loader, cfg.epochs,
                           run.state.checkpoint("retrain"), desc="retrain",
                           extras={"masks": masks}, meta=run.meta("retrain"), resume=run.resume,
-                          progress=run.progress)
+                          progress=run.progress,
+                          lr_at=lambda epoch: cfg.lr * cfg.lr_decay ** epoch)
     masks.masking.detach()
     accuracy = run.accuracy()
     return {"accuracy": accuracy, "history": history, "time_s": _seconds(history),

@@ -60,12 +60,15 @@ def train_phase(model: Module, optimizer: optim.Optimizer, loader: DataLoader, e
                 checkpoint: Path, *, desc: str, extras: Mapping[str, Stateful] | None = None,
                 after_epoch: Callable[[int], dict[str, Any] | None] | None = None,
                 steps_per_epoch: int | None = None, meta: dict[str, Any] | None = None,
-                resume: bool = True, progress: bool | None = None) -> list[dict[str, Any]]:
+                resume: bool = True, progress: bool | None = None,
+                lr_at: Callable[[int], float] | None = None) -> list[dict[str, Any]]:
     """Train ``epochs`` chunks, checkpointing after each; return one record per chunk.
 
     With ``resume`` and an existing ``checkpoint`` the phase continues after the last
     chunk it holds. A chunk is one epoch, or ``steps_per_epoch`` optimizer steps.
-    ``meta`` (what run and model the file belongs to) is stored as it is.
+    ``meta`` (what run and model the file belongs to) is stored as it is. ``lr_at(e)``,
+    if given, sets the optimizer's learning rate for chunk ``e`` (a function of the chunk
+    alone, so a resumed run follows the same schedule).
     """
     extras = dict(extras or {})
     history: list[dict[str, Any]] = []
@@ -73,11 +76,15 @@ def train_phase(model: Module, optimizer: optim.Optimizer, loader: DataLoader, e
         history = _restore(checkpoint, model, optimizer, loader, extras)
     for epoch in range(len(history), epochs):
         batches = loader if steps_per_epoch is None else StepBatches(loader, steps_per_epoch)
+        if lr_at is not None:
+            optimizer.lr = lr_at(epoch)
         start = time.perf_counter()
         result = train_epoch(model, optimizer, batches, desc=f"{desc} {epoch + 1}/{epochs}",
                              progress=progress)
         record = {"epoch": epoch + 1, "train_loss": result["loss"],
                   "train_accuracy": result["accuracy"], "time_s": time.perf_counter() - start}
+        if lr_at is not None:
+            record["lr"] = optimizer.lr
         if after_epoch is not None:
             record.update(after_epoch(epoch) or {})
         history.append(record)

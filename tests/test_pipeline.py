@@ -67,6 +67,8 @@ def tiny(**changes):
     ({"prune": {"conv1": {"kind": "channel", "keep": 0.5}}}, "prune.conv1"),
     ({"prune": {}}, "prune must map layer names"),
     ({"dense_checkpoint": "/nonexistent.npz"}, "dense_checkpoint: no file"),
+    ({"retrain": {"lr_decay": 1.5}}, "retrain.lr_decay must be <= 1, got 1.5"),
+    ({"retrain": {"lr_decay": 0}}, "retrain.lr_decay must be > 0, got 0"),
 ])
 def test_config_errors_name_the_key(change, message):
     with pytest.raises(ConfigError) as err:
@@ -205,6 +207,14 @@ def test_rounds_of_steps_cross_epoch_boundaries(tmp_path):
                     log=lambda line: None, write_report=False)
     assert row["epochs_by_phase"]["admm"] == pytest.approx(3 * 7 / 10)
     assert len(row["residuals"]) == 3
+
+
+def test_retrain_learning_rate_decays_per_epoch(tmp_path):
+    reproduce(tiny(retrain={"epochs": 3, "lr": 0.002, "lr_decay": 0.5}), tmp_path,
+              progress=False, log=lambda line: None, write_report=False)
+    state = json.loads((tmp_path / "run/state.json").read_text())
+    lrs = [epoch["lr"] for epoch in state["phases"]["retrain"]["history"]]
+    assert lrs == pytest.approx([0.002, 0.001, 0.0005])
 
 
 def test_reproduce_all_writes_one_combined_table(tmp_path):
