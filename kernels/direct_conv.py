@@ -27,7 +27,7 @@ import numpy as np
 
 from kernels._dispatch import (NUMBA_AVAILABLE, is_cupy_array, njit, prange, require_numpy,
                                threads_for, uintp)
-from kernels.im2col import IntPair, conv2d_simple, conv_geometry, im2col_ref
+from kernels.im2col import Geometry, IntPair, conv2d_simple, conv_geometry, im2col_ref
 
 # The first-layer shape this path is for: at most this many terms per output.
 DIRECT_MAX_TERMS = 64
@@ -48,15 +48,21 @@ def conv2d_direct_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     return conv2d_simple(x, w, b, stride, padding).astype(x.dtype, copy=False)
 
 
+def _grad_geometry(x: np.ndarray, g: np.ndarray, kh: int, kw: int, stride: IntPair,
+                   padding: IntPair) -> tuple[Geometry, int]:
+    """The window geometry, after checking ``g`` is the output gradient: ``(N, F, OH, OW)``."""
+    geo = conv_geometry("conv2d_grad_weight", x.shape, kh, kw, stride, padding)
+    if g.ndim != 4 or g.shape[0] != x.shape[0] or g.shape[2:] != (geo.oh, geo.ow):
+        raise ValueError(f"conv2d_grad_weight: g must be ({x.shape[0]}, F, {geo.oh}, {geo.ow}), "
+                         f"got {g.shape}")
+    return geo, g.shape[1]
+
+
 def conv2d_grad_weight_ref(x: np.ndarray, g: np.ndarray, kh: int, kw: int,
                            stride: IntPair = 1, padding: IntPair = 0
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Reference weight and bias gradients: ``g`` as rows against the im2col matrix."""
-    geo = conv_geometry("conv2d_grad_weight", x.shape, kh, kw, stride, padding)
-    n, f = g.shape[:2]
-    if g.shape != (n, f, geo.oh, geo.ow) or n != x.shape[0]:
-        raise ValueError(f"conv2d_grad_weight: g must be ({x.shape[0]}, F, {geo.oh}, {geo.ow}), "
-                         f"got {g.shape}")
+    geo, f = _grad_geometry(x, g, kh, kw, stride, padding)
     rows = g.transpose(0, 2, 3, 1).reshape(-1, f)
     gw = (rows.T @ im2col_ref(x, kh, kw, stride, padding)).reshape(f, x.shape[1], kh, kw)
     return gw.astype(x.dtype, copy=False), g.sum(axis=(0, 2, 3)).astype(x.dtype, copy=False)
@@ -161,12 +167,8 @@ def conv2d_grad_weight_numba(x: np.ndarray, g: np.ndarray, kh: int, kw: int,
                              stride: IntPair = 1, padding: IntPair = 0
                              ) -> tuple[np.ndarray, np.ndarray]:
     """Numba weight and bias gradients of the direct convolution (stride 1), no im2col."""
-    geo = conv_geometry("conv2d_grad_weight", x.shape, kh, kw, stride, padding)
+    geo, f = _grad_geometry(x, g, kh, kw, stride, padding)
     _check_stride("conv2d_grad_weight", geo.sh, geo.sw)
-    n, f = g.shape[:2]
-    if g.shape != (n, f, geo.oh, geo.ow) or n != x.shape[0]:
-        raise ValueError(f"conv2d_grad_weight: g must be ({x.shape[0]}, F, {geo.oh}, {geo.ow}), "
-                         f"got {g.shape}")
     planes = _padded_planes(x, geo.ph, geo.pw)
     g = np.ascontiguousarray(g, dtype=x.dtype)
     gw = np.empty((f, x.shape[1], geo.kh, geo.kw), dtype=x.dtype)

@@ -38,6 +38,11 @@ def _check_rows(rows: Array, n: int, oh: int, ow: int, bias: Array | None) -> No
         raise ValueError(f"rows_to_nchw: bias must be ({rows.shape[1]},), got {bias.shape}")
 
 
+def _check_gradient(g: Array) -> None:
+    if g.ndim != 4:
+        raise ValueError(f"nchw_to_rows: expected an (N, F, OH, OW) array, got {g.shape}")
+
+
 def rows_to_nchw_ref(rows: Array, n: int, oh: int, ow: int, bias: Array | None = None) -> Array:
     """Reference: reshape, transpose, copy, then add the bias per channel."""
     _check_rows(rows, n, oh, ow, bias)
@@ -50,8 +55,7 @@ def rows_to_nchw_ref(rows: Array, n: int, oh: int, ow: int, bias: Array | None =
 
 def nchw_to_rows_ref(g: Array, with_bias_grad: bool = True) -> tuple[Array, Array | None]:
     """Reference: the transposed copy and, if asked, the sum over (n, oy, ox)."""
-    if g.ndim != 4:
-        raise ValueError(f"nchw_to_rows: expected an (N, F, OH, OW) array, got {g.shape}")
+    _check_gradient(g)
     rows = g.transpose(0, 2, 3, 1).reshape(-1, g.shape[1]).copy()
     return rows, (g.sum(axis=(0, 2, 3)) if with_bias_grad else None)
 
@@ -103,8 +107,7 @@ def nchw_to_rows_numba(g: np.ndarray, with_bias_grad: bool = True
     The per-image partial sums are float64 and added at the end, so the bias gradient
     is at least as accurate as NumPy's pairwise sum.
     """
-    if g.ndim != 4:
-        raise ValueError(f"nchw_to_rows: expected an (N, F, OH, OW) array, got {g.shape}")
+    _check_gradient(g)
     n, f, oh, ow = g.shape
     rows = np.empty((n * oh * ow, f), dtype=g.dtype)
     partial = np.empty((n, f), dtype=np.float64)

@@ -124,6 +124,14 @@ def test_both_paths_give_the_same_weight_gradient(rng):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("impl", [conv2d_grad_weight_ref, conv2d_grad_weight_numba])
+@pytest.mark.parametrize("g_shape", [(2, 3, 4, 4), (1, 3, 4, 5), (1, 3, 16)])
+def test_gradient_of_the_wrong_shape_is_an_error(impl, g_shape):
+    x = np.zeros((1, 2, 6, 6))  # a 3x3 kernel gives 4x4 outputs
+    with pytest.raises(ValueError, match=r"g must be \(1, F, 4, 4\)"):
+        impl(x, np.zeros(g_shape), 3, 3)
+
+
 def test_strided_direct_call_is_an_error():
     with pytest.raises(ValueError, match="stride 1 only"):
         conv2d_direct_numba(np.zeros((1, 1, 6, 6)), np.zeros((1, 1, 3, 3)), stride=2)
