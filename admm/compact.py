@@ -13,8 +13,10 @@ that model in three steps, walking the Conv2d and Linear layers in execution ord
    What the removed map contributed to the next layer is input-independent too: it is
    computed once and folded into that layer's bias (a per-pixel bias map where zero
    padding makes it vary at the borders). The other way round, a filter whose output no
-   kept weight of the next layer reads (channel pruning there) goes as well. The output
-   layer keeps all its outputs.
+   live weight of the next layer reads (channel pruning there, or a next filter that
+   nobody reads in turn) goes as well: ``admm.stats``'s effective masks, followed in both
+   directions to a fixed point, decide, so compaction removes what the statistics count
+   as removed. The output layer keeps all its outputs.
 2. Fold BatchNorm2d (eval mode) into the conv right before it: ``W *= s, b = b*s + t``.
 3. Run each conv through the kernel that suits what is left, measured: the engine's
    dense im2col + GEMM (``dense``), kn2row on the compact weight (``filter``),
@@ -44,7 +46,7 @@ from kernels.sparse_conv import sparse_conv
 from minidnn import backend, nn
 from minidnn.tensor import Tensor, no_grad
 
-from .stats import TracedLayer, trace_layers
+from .stats import TracedLayer, _effective_masks, _host_masks, _read_filters, trace_layers
 
 KERNELS = ("dense", "filter", "channel", "column", "csr")
 CSR_MAX_DENSITY = 0.5  # denser than this, the direct sparse conv never beats dense: not timed
@@ -148,24 +150,6 @@ class CompactModel:
                                       f"{self.input_shape} (-: forced, or a Linear)"])
 
 
-def _host_masks(masks: Mapping[str, Any], layers: list[TracedLayer]) -> dict[str, np.ndarray]:
-    """Boolean NumPy masks for every weighted layer (all True where none is given)."""
-    if not isinstance(masks, Mapping):
-        raise TypeError(f"masks must be a dict {{param_name: mask}}, got {type(masks).__name__}")
-    shapes = {layer.param: layer.weight_shape for layer in layers}
-    unknown = sorted(set(masks) - set(shapes))
-    if unknown:
-        raise KeyError(f"masks for {unknown}, which are not Conv2d/Linear weights; "
-                       f"masks are keyed by {sorted(shapes)}")
-    host = {}
-    for name, shape in shapes.items():
-        mask = backend.to_numpy(masks[name]) != 0 if name in masks else np.ones(shape, bool)
-        if mask.shape != shape:
-            raise ValueError(f"mask for {name!r} has shape {mask.shape}, expected {shape}")
-        host[name] = mask
-    return host
-
-
 def _masked_copy(model: nn.Module, masks: Mapping[str, np.ndarray]) -> nn.Module:
     """A CPU copy of ``model`` in eval mode with every weight multiplied by its mask."""
     dense = copy.deepcopy(model).to("cpu").eval()
@@ -263,19 +247,6 @@ def _removed_input_contribution(layer: TracedLayer, mod: nn.Module, x: np.ndarra
     if np.allclose(flat, flat[:, :1], rtol=1e-6, atol=1e-7):
         return flat[:, 0]  # no padding effect: an ordinary bias
     return out
-
-
-def _read_outputs(layer: TracedLayer, next_layer: TracedLayer,
-                  next_mask: np.ndarray) -> np.ndarray:
-    """Which outputs of ``layer`` some kept weight of the next layer reads."""
-    n_inputs, n_outputs = next_layer.weight_shape[1], layer.weight_shape[0]
-    if n_inputs % n_outputs or (next_layer.type == "conv" and n_inputs != n_outputs):
-        raise ValueError(
-            f"{next_layer.name} reads {n_inputs} inputs but {layer.name}, run before it, has "
-            f"{n_outputs} outputs; compact needs a chain where each output feeds one "
-            "input channel or one Flatten block")
-    reads = next_mask.any(axis=(0, 2, 3)) if next_layer.type == "conv" else next_mask.any(axis=0)
-    return reads.reshape(n_outputs, -1).any(axis=1)
 
 
 def _expand_live(live_outputs: np.ndarray, next_layer: TracedLayer) -> np.ndarray:
@@ -443,12 +414,14 @@ def compact(model: nn.Module, masks: Mapping[str, Any],
     work = _masked_copy(model, host)
     batchnorms = _folded_batchnorms(_leaf_trace(work, input_shape))
     fixed_inputs = _layer_inputs(work, layers, input_shape)
+    # which outputs the next layer reads, with deadness followed to a fixed point as in stats
+    effective, _ = _effective_masks(layers, host)
     by_name = {layer.name: layer for layer in layers}
     choices, live_in = [], np.ones(layers[0].weight_shape[1], bool)
     for layer in layers:
         following = by_name.get(layer.next)
-        read = (_read_outputs(layer, following, host[following.param]) if following is not None
-                else None)
+        read = (_read_filters(layer, following, effective[following.name])
+                if following is not None else None)
         new, choice, live_out = _compact_layer(
             work, layer, host[layer.param], live_in, read, fixed_inputs[layer.name],
             batchnorms.get(layer.name), forced.get(layer.name), batch_size, repeats)

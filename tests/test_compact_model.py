@@ -80,6 +80,21 @@ def test_lenet300100_rows_and_columns():
     assert_close(*outputs(model, masks, compacted))
 
 
+def test_filters_read_only_by_unread_filters_go_too():
+    # fc3 reads fc2's rows 0-19 only; fc2's rows 20-99 read fc1's rows 150-299 only. So those
+    # fc1 rows feed nothing that reaches the output: compaction follows that two levels back.
+    model = LeNet300100(seed=0)
+    fc2 = np.zeros((100, 300), bool)
+    fc2[:20, :150] = True
+    fc2[20:, 150:] = True
+    fc3 = np.zeros((10, 100), bool)
+    fc3[:, :20] = True
+    masks = {"fc2.weight": fc2, "fc3.weight": fc3}
+    compacted = compact(model, masks)
+    assert [c.compact_shape for c in compacted.layers] == [(150, 784), (20, 150), (10, 20)]
+    assert_close(*outputs(model, masks, compacted))
+
+
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_removed_biases_through_padding_and_batchnorm(batch_norm):
     """A removed filter's bias reaches the next padded conv as a per-pixel bias map."""
