@@ -19,8 +19,8 @@ from kernels.compact_conv import (
     gather_im2col_ref,
     shift_add_numba,
     shift_add_ref,
-    threads_for,
 )
+from kernels._dispatch import threads_for
 from kernels.im2col import conv2d_simple, conv_geometry, im2col_ref
 from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
 from kernels.sparse_conv import sparse_conv_numba, sparse_conv_ref
