@@ -5,11 +5,15 @@
     python benchmarks/kernel_speed.py --threads 2 --plot benchmarks/results/kernel_speed.png
 
 Layers: CaffeNet conv2-5 and LeNet-5 conv2, at batch 1 and 8. Each sparsity type runs
-through the kernel that suits it (``kernels.compact_conv``, ``kernels.sparse_conv``):
+through the kernels that suit it (``kernels.compact_conv``, ``kernels.tap_conv``,
+``kernels.sparse_conv``); the structured ones time their candidates on the first call
+for a shape and keep the fastest, and each row's ``kernel`` says which won:
 
-    filter     keep 1/2, 1/4.8, 1/13.2 of the filters    kn2row on the kept filters
-    channel    keep 1/2, 1/4.8, 1/13.2 of the channels   gather-im2col of the kept channels + GEMM
-    column     keep 1/2, 1/4.8, 1/13.2 of the columns    gather-im2col of the kept columns + GEMM
+    filter     keep 1/2, 1/4.8, 1/13.2 of the filters    kn2row, gather-im2col + GEMM, or
+                                                         the blocked direct conv
+    channel    keep 1/2, 1/4.8, 1/13.2 of the channels   gather-im2col of the kept channels
+                                                         + GEMM, or the blocked direct conv
+    column     keep 1/2, 1/4.8, 1/13.2 of the columns    the same over the kept columns
     irregular  sparsity 50, 70, 80, 90, 95, 98%          direct sparse convolution (CSR)
 
 The masks are the ADMM projections of random weights (``admm.projections``). ``dense_ms``
@@ -93,15 +97,18 @@ def structured_case(kind: str, keep: float, w, b, shape):
     if kind == "filter":
         packed = FilterPacked.from_dense(w, mask)
         bias = b[packed.kept]
-        return (lambda x: conv_filter_compact(x, packed, bias, s, p),
-                w.shape[0] / len(packed.kept), packed.weight.shape)
-    if kind == "channel":
+        run, ratio, compact_shape = (lambda x: conv_filter_compact(x, packed, bias, s, p),
+                                     w.shape[0] / len(packed.kept), packed.weight.shape)
+    elif kind == "channel":
         packed = ChannelPacked.from_dense(w, mask)
-        return (lambda x: conv_channel_compact(x, packed, b, s, p),
-                w.shape[1] / len(packed.kept), packed.weight.shape)
-    packed = ColumnPacked.from_dense(w, mask)
-    return (lambda x: conv_column_compact(x, packed, b, s, p),
-            w[0].size / len(packed.kept), None)
+        run, ratio, compact_shape = (lambda x: conv_channel_compact(x, packed, b, s, p),
+                                     w.shape[1] / len(packed.kept), packed.weight.shape)
+    else:
+        packed = ColumnPacked.from_dense(w, mask)
+        run, ratio, compact_shape = (lambda x: conv_column_compact(x, packed, b, s, p),
+                                     w[0].size / len(packed.kept), None)
+    run.packed = packed  # its cache says which algorithm the timed choice picked
+    return run, ratio, compact_shape
 
 
 def irregular_case(sparsity: float, w, b, shape):
@@ -148,8 +155,19 @@ def layer_cases(shape, quick: bool, seed: int = 0) -> tuple:
     return dense, cases
 
 
-KERNEL_OF = {"filter": "kn2row", "channel": "gather-im2col + GEMM",
-             "column": "gather-im2col + GEMM", "irregular": "direct sparse conv"}
+ALGORITHM_NAMES = {"kn2row": "kn2row", "gather": "gather-im2col + GEMM",
+                   "direct": "blocked direct conv"}
+
+
+def kernel_name(run) -> str:
+    """The kernel a case ran: the structured kernels pick theirs by timing (see
+    ``kernels.compact_conv``), the irregular rows run the direct sparse conv."""
+    from kernels.compact_conv import chosen_algorithms
+
+    packed = getattr(run, "packed", None)
+    if packed is None:
+        return "direct sparse conv"
+    return " / ".join(ALGORITHM_NAMES[a] for a in chosen_algorithms(packed)) or "?"
 
 
 # --- PyTorch in a worker process -----------------------------------------------------
@@ -254,7 +272,7 @@ def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[
         speedup = dense_ms / compact_ms
         rows.append({
             "layer": shape.name, **meta, "keep": round(1 / ratio, 4), "batch": batch,
-            "groups": shape.groups, "kernel": KERNEL_OF[meta["kind"]],
+            "groups": shape.groups, "kernel": kernel_name(cases[i][1]),
             "macs": shape.macs(batch) // shape.groups,
             "dense_ms": round(dense_ms, 4), "compact_ms": round(compact_ms, 4),
             "speedup": round(speedup, 3), "flop_ratio": round(ratio, 3),

@@ -40,6 +40,7 @@ import numpy as np
 from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
+from kernels.tap_conv import check_bias, check_table, conv_taps_numba
 
 # Bytes of tap responses Y computed per chunk: about the L2 caches of two cores, so the
 # shift-add reads Y back from cache instead of memory.
@@ -58,17 +59,6 @@ def _check_input(op: str, x: np.ndarray, shape: tuple[int, ...], stride: IntPair
     if x.shape[1] != shape[1]:
         raise ValueError(f"{op}: input has {x.shape[1]} channels, the weight expects {shape[1]}")
     return g
-
-
-def _check_bias(op: str, bias: np.ndarray | None, n_out: int, dtype: np.dtype) -> np.ndarray:
-    """The bias as an array of ``n_out`` entries (zeros for ``None``)."""
-    if bias is None:
-        return np.zeros(n_out, dtype=dtype)
-    bias = np.asarray(bias)
-    if bias.shape != (n_out,):
-        raise ValueError(f"{op}: bias needs one entry per output channel ({n_out},), "
-                         f"got shape {bias.shape}")
-    return bias.astype(dtype, copy=False)
 
 
 @njit(cache=True)
@@ -154,7 +144,7 @@ def conv_filter_compact_ref(x: np.ndarray, packed: FilterPacked, bias: np.ndarra
     g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
     n, c, h, w = x.shape
     f = packed.weight.shape[0]
-    b = _check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
+    b = check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
     y = np.matmul(packed.taps, x.reshape(n, c, h * w))  # (N, F'*kh*kw, H*W)
     return shift_add_ref(y.reshape(n, f, g.kh, g.kw, h, w), b, g)
 
@@ -186,54 +176,78 @@ def _kn2row_numba(x: np.ndarray, packed: FilterPacked, b: np.ndarray, g: Geometr
     return out
 
 
-FILTER_ALGORITHMS = ("kn2row", "gather")
+FILTER_ALGORITHMS = ("kn2row", "gather", "direct")
+GATHER_ALGORITHMS = ("gather", "direct")
 
 
-def _timed_once(run: Callable[[], object]) -> float:
-    """Seconds of one call of ``run``, after one untimed call (JIT, first-touch pages)."""
+def _best_time(run: Callable[[], object], repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``run``, after one untimed call (JIT,
+    first-touch pages); on a shared machine other work only ever adds time."""
     run()
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _choose(op: str, packed: Packed, x: np.ndarray, g: Geometry, algorithm: str | None,
+            runs: dict[str, Callable[[], np.ndarray]], allowed: tuple[str, ...]) -> np.ndarray:
+    """Run ``algorithm``, or by default the fastest of ``runs`` for this input shape: each is
+    timed on the first call for the shape and the winner is remembered in ``packed``."""
+    if algorithm is not None:
+        if algorithm not in allowed:
+            raise ValueError(f"{op}: algorithm must be one of {allowed} or None, "
+                             f"got {algorithm!r}")
+        if algorithm not in runs:
+            raise ValueError(f"{op}: algorithm {algorithm!r} does not apply here "
+                             f"(stride {(g.sh, g.sw)}); it needs stride 1")
+        return runs[algorithm]()
+    key = (op, "algorithm", x.shape, x.dtype.str, g)
+    if key not in packed._cache:
+        packed._cache[key] = (next(iter(runs)) if len(runs) == 1 else
+                              min(runs, key=lambda name: _best_time(runs[name])))
+    return runs[packed._cache[key]]()
+
+
+def chosen_algorithms(packed: Packed) -> list[str]:
+    """The algorithms the timed choice picked for ``packed``, one per input shape seen."""
+    return [v for k, v in packed._cache.items() if len(k) > 1 and k[1] == "algorithm"]
+
+
+def _direct_run(x: np.ndarray, packed: Packed, matrix: np.ndarray, b: np.ndarray,
+                g: Geometry) -> dict[str, Callable[[], np.ndarray]]:
+    """``{"direct": ...}`` where the register-blocked tap conv applies (stride 1), else ``{}``."""
+    if (g.sh, g.sw) != (1, 1):
+        return {}
+    return {"direct": lambda: conv_taps_numba(x, matrix, packed.table, g.kh, g.kw, b, 1,
+                                              (g.ph, g.pw), cache=packed._cache)}
 
 
 def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
                               bias: np.ndarray | None = None, stride: IntPair = 1,
                               padding: IntPair = 0, algorithm: str | None = None) -> np.ndarray:
-    """kn2row, or the smaller dense conv as gather-im2col of all columns + GEMM ``(F', C*kh*kw)``.
+    """kn2row, gather-im2col of all columns + GEMM ``(F', C*kh*kw)``, or the blocked direct
+    conv of ``kernels.tap_conv`` (stride 1).
 
-    ``algorithm`` forces one of ``FILTER_ALGORITHMS``. By default gather-im2col runs where
-    kn2row's extra work surely costs more than im2col's copy (``kn2row_pays``, see the
-    module docstring); elsewhere the two are timed on the first call for this input shape
-    and the faster one is remembered in ``packed`` (kn2row's GEMM has the short K = C,
-    which BLAS runs less well than the long K = C*kh*kw of gather's, and no formula
-    predicted that crossover on both a narrow and a wide layer).
+    ``algorithm`` forces one of ``FILTER_ALGORITHMS``. By default they are timed on the
+    first call for this input shape and the fastest is remembered in ``packed``; kn2row
+    is left out where its extra work surely costs more than im2col's copy
+    (``kn2row_pays``, see the module docstring). No formula predicted the winner: kn2row's
+    GEMM has the short K = C, which BLAS runs less well than gather's K = C*kh*kw, and
+    both GEMMs are short (M = F') where the direct kernel is not.
     """
     g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
     f = packed.weight.shape[0]
-    if algorithm is not None and algorithm not in FILTER_ALGORITHMS:
-        raise ValueError(f"conv_filter_compact: algorithm must be one of {FILTER_ALGORITHMS} "
-                         f"or None, got {algorithm!r}")
-    b = _check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
-
-    def gather() -> np.ndarray:
-        return _gathered_gemm_numba("conv_filter_compact", x, packed, packed.matrix,
-                                    packed.table, b, stride, padding)
-
-    def kn2row() -> np.ndarray:
-        return _kn2row_numba(x, packed, b, g)
-
-    if algorithm is None:
-        key = ("filter algorithm", x.shape, x.dtype.str, g)
-        if not kn2row_pays(f, x.shape[2] * x.shape[3], g.oh * g.ow):
-            algorithm = "gather"
-        elif key in packed._cache:
-            algorithm = packed._cache[key]
-        else:
-            algorithm = min(("kn2row", kn2row), ("gather", gather),
-                            key=lambda pair: _timed_once(pair[1]))[0]
-            packed._cache[key] = algorithm
-    return kn2row() if algorithm == "kn2row" else gather()
+    b = check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
+    runs = {"gather": lambda: _gathered_gemm_numba("conv_filter_compact", x, packed,
+                                                   packed.matrix, packed.table, b, stride,
+                                                   padding)}
+    if algorithm == "kn2row" or kn2row_pays(f, x.shape[2] * x.shape[3], g.oh * g.ow):
+        runs["kn2row"] = lambda: _kn2row_numba(x, packed, b, g)
+    runs.update(_direct_run(x, packed, packed.matrix, b, g))
+    return _choose("conv_filter_compact", packed, x, g, algorithm, runs, FILTER_ALGORITHMS)
 
 
 def conv_filter_compact(x: np.ndarray, packed: FilterPacked, bias: np.ndarray | None = None,
@@ -241,17 +255,6 @@ def conv_filter_compact(x: np.ndarray, packed: FilterPacked, bias: np.ndarray | 
     """Convolution with the kept filters only: ``(N, C, H, W) -> (N, F', OH, OW)``."""
     impl = conv_filter_compact_numba if NUMBA_AVAILABLE else conv_filter_compact_ref
     return impl(x, packed, bias, stride, padding)
-
-
-def _check_table(op: str, table: np.ndarray, n_channels: int, kh: int, kw: int) -> np.ndarray:
-    table = np.asarray(table)
-    if table.ndim != 2 or table.shape[1] != 3 or not np.issubdtype(table.dtype, np.integer):
-        raise ValueError(f"{op}: the gather table must be integer rows (c, ky, kx), "
-                         f"got shape {table.shape} and dtype {table.dtype}")
-    if len(table) and ((table < 0).any() or (table >= np.array([n_channels, kh, kw])).any()):
-        raise ValueError(f"{op}: the gather table must have 0 <= c < {n_channels}, "
-                         f"0 <= ky < {kh}, 0 <= kx < {kw}")
-    return table.astype(np.int64, copy=False)
 
 
 def gather_im2col_ref(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
@@ -262,7 +265,7 @@ def gather_im2col_ref(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
     """
     require_numpy("gather_im2col", x)
     g = conv_geometry("gather_im2col", x.shape, kh, kw, stride, padding)
-    table = _check_table("gather_im2col", table, x.shape[1], g.kh, g.kw)
+    table = check_table("gather_im2col", table, x.shape[1], g.kh, g.kw)
     n = x.shape[0]
     xp = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)))
     cols = np.empty((n, len(table), g.oh * g.ow), dtype=x.dtype)
@@ -307,7 +310,7 @@ def gather_im2col_numba(x: np.ndarray, table: np.ndarray, kh: int, kw: int,
     """Numba gather-im2col; the padding is written as zeros, never materialised."""
     require_numpy("gather_im2col", x)
     g = conv_geometry("gather_im2col", x.shape, kh, kw, stride, padding)
-    table = _check_table("gather_im2col", table, x.shape[1], g.kh, g.kw)
+    table = check_table("gather_im2col", table, x.shape[1], g.kh, g.kw)
     cols = np.empty((x.shape[0], len(table), g.oh * g.ow), dtype=x.dtype)
     with threads_for(cols.size):
         _gather_im2col_kernel(np.ascontiguousarray(x), np.ascontiguousarray(table),
@@ -327,7 +330,7 @@ def _gathered_gemm_ref(op: str, x: np.ndarray, matrix: np.ndarray, table: np.nda
                        padding: IntPair) -> np.ndarray:
     """NumPy reference: ``W' (F, K') @ cols[n] + b`` for every image, as ``(N, F, OH, OW)``."""
     g = _check_input(op, x, shape, stride, padding)
-    b = _check_bias(op, bias, matrix.shape[0], matrix.dtype)
+    b = check_bias(op, bias, matrix.shape[0], matrix.dtype)
     cols = gather_im2col_ref(x, table, g.kh, g.kw, (g.sh, g.sw), (g.ph, g.pw))
     out = np.matmul(matrix, cols) + b[:, None]
     return out.reshape(x.shape[0], matrix.shape[0], g.oh, g.ow)
@@ -347,7 +350,7 @@ def _gathered_gemm_numba(op: str, x: np.ndarray, packed: Packed, matrix: np.ndar
     g = _check_input(op, x, shape=packed.shape, stride=stride, padding=padding)
     f, k = matrix.shape
     n, pixels = x.shape[0], g.oh * g.ow
-    b = _check_bias(op, bias, f, matrix.dtype)
+    b = check_bias(op, bias, f, matrix.dtype)
     cols = packed.workspace("cols", (k + 1, n, pixels), x.dtype, fill=1.0)
     with threads_for(n * k * pixels):  # rows 0..k-1; row k keeps its ones
         _gather_im2col_kernel(np.ascontiguousarray(x), table, g.sh, g.sw, g.ph, g.pw, g.oh,
@@ -367,12 +370,26 @@ def conv_column_compact_ref(x: np.ndarray, packed: ColumnPacked, bias: np.ndarra
                               packed.shape, bias, stride, padding)
 
 
+def _gather_or_direct(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray,
+                      bias: np.ndarray | None, stride: IntPair, padding: IntPair,
+                      algorithm: str | None) -> np.ndarray:
+    """Gather-im2col + GEMM or the blocked direct conv, whichever is faster (or forced)."""
+    g = _check_input(op, x, packed.shape, stride, padding)
+    b = check_bias(op, bias, matrix.shape[0], matrix.dtype)
+    runs = {"gather": lambda: _gathered_gemm_numba(op, x, packed, matrix, packed.table, b,
+                                                   stride, padding)}
+    runs.update(_direct_run(x, packed, matrix, b, g))
+    return _choose(op, packed, x, g, algorithm, runs, GATHER_ALGORITHMS)
+
+
 def conv_column_compact_numba(x: np.ndarray, packed: ColumnPacked,
                               bias: np.ndarray | None = None, stride: IntPair = 1,
-                              padding: IntPair = 0) -> np.ndarray:
-    """Numba gather-im2col of the kept columns, then BLAS GEMM ``(F, K')``."""
-    return _gathered_gemm_numba("conv_column_compact", x, packed, packed.weight, packed.table,
-                                bias, stride, padding)
+                              padding: IntPair = 0, algorithm: str | None = None) -> np.ndarray:
+    """Numba gather-im2col of the kept columns + BLAS GEMM ``(F, K')``, or the blocked
+    direct conv over the kept columns (stride 1): ``algorithm`` forces one of
+    ``GATHER_ALGORITHMS``, by default the faster is timed once per input shape."""
+    return _gather_or_direct("conv_column_compact", x, packed, packed.weight, bias, stride,
+                             padding, algorithm)
 
 
 def conv_column_compact(x: np.ndarray, packed: ColumnPacked, bias: np.ndarray | None = None,
@@ -392,10 +409,11 @@ def conv_channel_compact_ref(x: np.ndarray, packed: ChannelPacked,
 
 def conv_channel_compact_numba(x: np.ndarray, packed: ChannelPacked,
                                bias: np.ndarray | None = None, stride: IntPair = 1,
-                               padding: IntPair = 0) -> np.ndarray:
-    """Numba im2col that reads the kept channels only, then BLAS GEMM ``(F, C'*kh*kw)``."""
-    return _gathered_gemm_numba("conv_channel_compact", x, packed, packed.matrix, packed.table,
-                                bias, stride, padding)
+                               padding: IntPair = 0, algorithm: str | None = None) -> np.ndarray:
+    """Numba im2col that reads the kept channels only + BLAS GEMM ``(F, C'*kh*kw)``, or the
+    blocked direct conv over the kept channels (stride 1); ``algorithm`` as for columns."""
+    return _gather_or_direct("conv_channel_compact", x, packed, packed.matrix, bias, stride,
+                             padding, algorithm)
 
 
 def conv_channel_compact(x: np.ndarray, packed: ChannelPacked, bias: np.ndarray | None = None,

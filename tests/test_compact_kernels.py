@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 import kernels.compact_conv as compact_conv
 from kernels.compact_conv import (
     conv_channel_compact,
+    conv_channel_compact_numba,
     conv_channel_compact_ref,
     conv_column_compact,
+    conv_column_compact_numba,
     conv_column_compact_ref,
     conv_filter_compact_numba,
     conv_filter_compact_ref,
@@ -104,14 +106,18 @@ def test_filter_compact_equals_reference_and_conv2d_simple(dtype, case):
     expected = conv2d_simple(x, w * mask, b, stride, padding)[:, packed.kept]
     ref = conv_filter_compact_ref(x, packed, b[packed.kept], stride, padding)
     np.testing.assert_allclose(ref, expected, **TOL[dtype])
-    for algorithm in compact_conv.FILTER_ALGORITHMS:  # both of the Numba version's
+    for algorithm in compact_conv.FILTER_ALGORITHMS:  # each of the Numba version's
+        if algorithm == "direct" and stride != (1, 1):
+            with pytest.raises(ValueError, match="needs stride 1"):
+                conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding, algorithm)
+            continue
         fast = conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding, algorithm)
         np.testing.assert_allclose(fast, ref, **TOL[dtype])
     np.testing.assert_allclose(conv_filter_compact_numba(x, packed, b[packed.kept], stride,
                                                          padding), ref, **TOL[dtype])
 
 
-def test_filter_compact_times_its_two_algorithms_once_per_shape():
+def test_filter_compact_times_its_algorithms_once_per_shape():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((16, 4, 3, 3)).astype(np.float32)
     mask = np.zeros(w.shape, bool)
@@ -119,13 +125,13 @@ def test_filter_compact_times_its_two_algorithms_once_per_shape():
     packed = FilterPacked.from_dense(w, mask)
     x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)  # "same" conv: kn2row may pay
     calls = []
-    real = compact_conv._timed_once
-    with patch.object(compact_conv, "_timed_once", lambda run: calls.append(run) or real(run)):
+    real = compact_conv._best_time
+    with patch.object(compact_conv, "_best_time", lambda run: calls.append(run) or real(run)):
         first = conv_filter_compact_numba(x, packed, None, 1, 1)
         second = conv_filter_compact_numba(x, packed, None, 1, 1)
         conv_filter_compact_numba(x[:1], packed, None, 1, 1)  # another shape: timed again
-    assert len(calls) == 4
-    chosen = [v for k, v in packed._cache.items() if k[0] == "filter algorithm"]
+    assert len(calls) == 6  # kn2row, gather and direct, for each of the two shapes
+    chosen = [v for k, v in packed._cache.items() if k[1] == "algorithm"]
     assert len(chosen) == 2 and set(chosen) <= set(compact_conv.FILTER_ALGORITHMS)
     np.testing.assert_array_equal(first, second)
     with pytest.raises(ValueError, match="algorithm must be one of"):
@@ -143,6 +149,11 @@ def test_channel_compact_equals_reference_and_conv2d_simple(dtype, case):
                                **TOL[dtype])
     np.testing.assert_allclose(conv_channel_compact(x, packed, b, stride, padding), expected,
                                **TOL[dtype])
+    for algorithm in compact_conv.GATHER_ALGORITHMS:
+        if algorithm == "direct" and stride != (1, 1):
+            continue  # the error is tested with the filter kernel
+        fast = conv_channel_compact_numba(x, packed, b, stride, padding, algorithm)
+        np.testing.assert_allclose(fast, expected, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -156,6 +167,11 @@ def test_column_compact_equals_reference_and_conv2d_simple(dtype, case):
                                **TOL[dtype])
     np.testing.assert_allclose(conv_column_compact(x, packed, b, stride, padding), expected,
                                **TOL[dtype])
+    for algorithm in compact_conv.GATHER_ALGORITHMS:
+        if algorithm == "direct" and stride != (1, 1):
+            continue  # the error is tested with the filter kernel
+        fast = conv_column_compact_numba(x, packed, b, stride, padding, algorithm)
+        np.testing.assert_allclose(fast, expected, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
