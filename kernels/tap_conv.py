@@ -49,7 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
+from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, prange, require_numpy,
+                               threads_for)
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 
 try:
@@ -242,37 +243,47 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
     the blocked weights and the padded input buffer between calls; one cache must not
     serve two threads at once.
     """
-    g, table = _check("conv_taps", x, matrix, table, kh, kw, stride, padding)
+    require_numpy("conv_taps", x, matrix)
+    g = conv_geometry("conv_taps", x.shape, kh, kw, stride, padding)
     if (g.sh, g.sw) != (1, 1):
         raise ValueError(f"conv_taps: the blocked kernel needs stride 1, got {(g.sh, g.sw)} "
                          "(conv_taps_ref takes any stride)")
+    n, c, h, w = x.shape
+    hp, wp = h + 2 * g.ph, w + 2 * g.pw
+    cache = {} if cache is None else cache
+    key = ("tap conv", c, kh, kw, hp, wp, x.dtype.str)
+    if key not in cache:  # the table is checked once per cache (per packed weight)
+        _, table = _check("conv_taps", x, matrix, table, kh, kw, stride, padding)
+        cache[key] = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp)
+    channels, offs, wt = cache[key]
     f = matrix.shape[0]
     b = check_bias("conv_taps", bias, f, matrix.dtype)
-    n, c, h, w = x.shape
     out = np.empty((n, f, g.oh, g.ow), dtype=np.result_type(x, matrix))
     if n == 0 or f == 0:
         return out
-    if len(table) == 0:
+    if len(offs) == 0:
         out[:] = b.reshape(1, -1, 1, 1)
         return out
-    cache = {} if cache is None else cache
-    hp, wp = h + 2 * g.ph, w + 2 * g.pw
-    key = ("tap conv", c, hp, wp, x.dtype.str)
-    if key not in cache:
-        cache[key] = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp)
-    channels, offs, wt = cache[key]
     run = (g.oh - 1) * wp + g.ow  # wide pixels from the first output to the last
     n_tiles = -(-run // TILE_PIXELS)
     # every tile reads TILE_PIXELS from each offset: the buffer ends with that much slack
     length = max(len(channels) * hp * wp, int(offs.max()) + n_tiles * TILE_PIXELS)
     xbuf = _buffer(cache, "tap conv input", (n, length), x.dtype)  # its slack stays zero
     x = np.ascontiguousarray(x)
+    wide = _buffer(cache, "tap conv output", (n, wt.shape[0] * TILE_FILTERS,
+                                              n_tiles * TILE_PIXELS), out.dtype)
+    macs = n * wt.shape[0] * n_tiles * len(offs) * TILE_FILTERS * TILE_PIXELS
+    # Waking the second thread costs ~70 us per parallel loop on the 2-core machine and
+    # one thread does ~60 multiply-adds per ns here: two threads pay above ~8M of them.
+    if macs // 32 < PARALLEL_MIN_ITEMS:
+        with threads_for(0), _slp_vectorizer():  # all three loops on this thread
+            _pad_planes(x, channels, g.ph, g.pw, wp, hp * wp, xbuf)
+            tap_conv_kernel(xbuf, wt, offs, out.dtype.type(0), n_tiles, wide)
+            _crop_add_bias(wide, b.astype(out.dtype, copy=False), wp, out)
+        return out
     with threads_for(xbuf.size):
         _pad_planes(x, channels, g.ph, g.pw, wp, hp * wp, xbuf)
-    work = n * wt.shape[0] * n_tiles * len(table) * TILE_FILTERS * TILE_PIXELS // 16
-    with threads_for(work), _slp_vectorizer():
-        wide = _buffer(cache, "tap conv output", (n, wt.shape[0] * TILE_FILTERS,
-                                                   n_tiles * TILE_PIXELS), out.dtype)
+    with _slp_vectorizer():
         tap_conv_kernel(xbuf, wt, offs, out.dtype.type(0), n_tiles, wide)
     with threads_for(out.size):
         _crop_add_bias(wide, b.astype(out.dtype, copy=False), wp, out)

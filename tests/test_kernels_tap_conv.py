@@ -58,7 +58,9 @@ def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, case):
         np.testing.assert_allclose(fast, ref, **TOL[dtype])
 
 
-def test_many_pixel_tiles_and_filter_blocks_at_a_caffenet_like_shape():
+@pytest.mark.parametrize("min_items", [0, 1 << 40])  # the parallel and the one-thread path
+def test_many_pixel_tiles_and_filter_blocks_at_a_caffenet_like_shape(monkeypatch, min_items):
+    monkeypatch.setattr(tap_conv, "PARALLEL_MIN_ITEMS", min_items)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 6, 27, 27)).astype(np.float32)
     w = rng.standard_normal((10, 6, 5, 5)).astype(np.float32)
