@@ -46,7 +46,8 @@ from kernels.sparse_conv import sparse_conv
 from minidnn import backend, nn
 from minidnn.tensor import Tensor, no_grad
 
-from .stats import TracedLayer, _effective_masks, _host_masks, _read_filters, trace_layers
+from .stats import (TracedLayer, _effective_masks, _host_masks, _read_filters, record_forward,
+                    trace_layers)
 
 KERNELS = ("dense", "filter", "channel", "column", "csr")
 CSR_MAX_DENSITY = 0.5  # denser than this, the direct sparse conv never beats dense: not timed
@@ -167,17 +168,8 @@ def masked_model(model: nn.Module, masks: Mapping[str, Any],
 
 def _leaf_trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple]:
     """``(name, module, input tensor, output tensor)`` of each leaf module, in execution order."""
-    seen = []
-    hooks = [mod.register_forward_hook(
-        lambda m, inputs, out, name=name: seen.append((name, m, inputs[0], out)))
-        for name, mod in model.named_modules() if name and not mod._modules]
-    try:
-        with no_grad():
-            model(Tensor(np.zeros((1, *input_shape), np.float32)))
-    finally:
-        for h in hooks:
-            h.remove()
-    return seen
+    leaves = [(name, mod) for name, mod in model.named_modules() if name and not mod._modules]
+    return record_forward(model, leaves, input_shape)
 
 
 def _folded_batchnorms(trace: list[tuple]) -> dict[str, tuple[str, nn.Module]]:
@@ -218,16 +210,10 @@ def _fold_batchnorm(bn: nn.BatchNorm2d, w: np.ndarray, b: np.ndarray, extra: np.
 def _layer_inputs(model: nn.Module, layers: list[TracedLayer],
                   input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Each weighted layer's input on a zero sample: the removed channels' fixed maps."""
+    modules = [(layer.name, model.get_submodule(layer.name)) for layer in layers]
     captured = {}
-    hooks = [model.get_submodule(layer.name).register_forward_hook(
-        lambda m, inputs, out, name=layer.name: captured.setdefault(name, inputs[0].data))
-        for layer in layers]
-    try:
-        with no_grad():
-            model(Tensor(np.zeros((1, *input_shape), np.float32)))
-    finally:
-        for h in hooks:
-            h.remove()
+    for name, _, inp, _ in record_forward(model, modules, input_shape):
+        captured.setdefault(name, inp.data)
     return captured
 
 

@@ -106,6 +106,26 @@ def _run_once(model: nn.Module, input_shape: tuple[int, ...]) -> None:
             object.__setattr__(mod, "training", training)
 
 
+def record_forward(model: nn.Module, modules: list[tuple[str, nn.Module]],
+                   input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module, Tensor, Tensor]]:
+    """``(name, module, input, output)`` each time one of ``modules`` runs, in execution
+    order, during one eval-mode forward pass on a zero sample (``_run_once``)."""
+    seen = []
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+            seen.append((name, module, inputs[0], output))
+        return hook
+
+    handles = [mod.register_forward_hook(hook_for(name)) for name, mod in modules]
+    try:
+        _run_once(model, input_shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
 def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> list[TracedLayer]:
     """Every Conv2d and Linear in execution order, with weight, input and output shapes.
 
@@ -115,21 +135,9 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -
     """
     input_shape = _check_input_shape(input_shape)
     modules = _weighted_modules(model)
-    seen: list[TracedLayer] = []
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-            seen.append(TracedLayer(
-                name, "conv" if isinstance(module, nn.Conv2d) else "linear",
-                tuple(module.weight.shape), tuple(inputs[0].shape), tuple(output.shape)))
-        return hook
-
-    handles = [mod.register_forward_hook(hook_for(name)) for name, mod in modules]
-    try:
-        _run_once(model, input_shape)
-    finally:
-        for handle in handles:
-            handle.remove()
+    seen = [TracedLayer(name, "conv" if isinstance(mod, nn.Conv2d) else "linear",
+                        tuple(mod.weight.shape), tuple(inp.shape), tuple(out.shape))
+            for name, mod, inp, out in record_forward(model, modules, input_shape)]
     _check_each_ran_once(model, [name for name, _ in modules], [t.name for t in seen])
     names = [t.name for t in seen]
     return [replace(t, previous=names[i - 1] if i > 0 else None,
