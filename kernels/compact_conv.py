@@ -92,8 +92,13 @@ def shift_add_ref(y: np.ndarray, bias: np.ndarray, g: Geometry) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def _shift_add_kernel(y, bias, sh, sw, ph, pw, out, n0, f0):
-    nb, fb, kh, kw, h, w = y.shape
+def _shift_add_kernel(y, bias, sh, sw, ph, pw, out, n0, f0, images_inner=False):
+    # y is (N, F, kh, kw, H, W), or (F, kh, kw, N, H, W) when images_inner (kn2row's
+    # batch-wide GEMM writes that; both C-contiguous, so the row loops below vectorise)
+    if images_inner:
+        fb, kh, kw, nb, h, w = y.shape
+    else:
+        nb, fb, kh, kw, h, w = y.shape
     oh, ow = out.shape[2], out.shape[3]
     for task in prange(nb * fb):  # one output plane (image, filter) per task
         n, f = task // fb, task % fb
@@ -103,7 +108,7 @@ def _shift_add_kernel(y, bias, sh, sw, ph, pw, out, n0, f0):
             oy0, oy1 = valid_outputs(ky, ph, sh, h, oh)
             for kx in range(kw):
                 ox0, ox1 = valid_outputs(kx, pw, sw, w, ow)
-                taps = y[n, f, ky, kx]
+                taps = y[f, ky, kx, n] if images_inner else y[n, f, ky, kx]
                 for oy in range(oy0, oy1):
                     dst = plane[oy, ox0:ox1]
                     start = ox0 * sw + kx - pw
@@ -161,18 +166,21 @@ def _kn2row_numba(x: np.ndarray, packed: FilterPacked, b: np.ndarray, g: Geometr
     bytes_per_filter = taps_per_filter * h * w * out.itemsize
     f_chunk = int(np.clip(KN2ROW_CHUNK_BYTES // bytes_per_filter, 1, f))
     n_chunk = max(1, KN2ROW_CHUNK_BYTES // (bytes_per_filter * f)) if f_chunk == f else 1
-    xr = np.ascontiguousarray(x).reshape(n, c, h * w)
+    # channels first, (C, N*H*W): one GEMM covers a chunk of images (N GEMMs of H*W columns
+    # each run far slower than one of N*H*W columns, as for gather-im2col)
+    xt = packed.workspace("kn2row input", (c, n * h * w), out.dtype)
+    xt.reshape(c, n, h * w)[:] = x.reshape(n, c, h * w).transpose(1, 0, 2)
     chunk = packed.workspace("tap responses", (n_chunk * f_chunk * taps_per_filter * h * w,),
                              out.dtype)
     for n0 in range(0, n, n_chunk):
         for f0 in range(0, f, f_chunk):
             nc, fc = min(n_chunk, n - n0), min(f_chunk, f - f0)
             taps = packed.taps[f0 * taps_per_filter:(f0 + fc) * taps_per_filter]
-            y = chunk[:nc * fc * taps_per_filter * h * w].reshape(nc, fc * taps_per_filter, h * w)
-            np.matmul(taps, xr[n0:n0 + nc], out=y)
+            y = chunk[:nc * fc * taps_per_filter * h * w].reshape(fc * taps_per_filter, nc * h * w)
+            np.matmul(taps, xt[:, n0 * h * w:(n0 + nc) * h * w], out=y)
             with threads_for(nc * fc * taps_per_filter * g.oh * g.ow):
-                _shift_add_kernel(y.reshape(nc, fc, g.kh, g.kw, h, w), b, g.sh, g.sw, g.ph,
-                                  g.pw, out, n0, f0)
+                _shift_add_kernel(y.reshape(fc, g.kh, g.kw, nc, h, w), b, g.sh, g.sw, g.ph,
+                                  g.pw, out, n0, f0, True)
     return out
 
 
