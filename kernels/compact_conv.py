@@ -14,18 +14,25 @@ and then shifts and adds the kh*kw tap responses:
     out[f, oy, ox] = b[f] + sum_{ky, kx} Y[(f, ky, kx), (oy*s + ky - p, ox*s + kx - p)]
 
 (terms whose input pixel falls in the zero padding vanish). Y is produced in chunks of
-images and filters small enough to stay in cache between the GEMM and the shift-add.
-kn2row evaluates every tap at every input pixel, which is exact work when the output
-covers the input (stride 1, "same" padding, as in CaffeNet conv2-5). Where the output is
-much smaller than the input and many filters are kept, that waste costs more than
-im2col's copy, and the Numba version runs gather-im2col + GEMM instead.
+images and filters small enough to stay in cache between the GEMM and the shift-add, one
+GEMM per chunk on the input laid out channels first, ``(C, N*H*W)``. kn2row evaluates
+every tap at every input pixel, which is exact work when the output covers the input
+(stride 1, "same" padding, as in CaffeNet conv2-5). Where the output is much smaller
+than the input and many filters are kept, that waste costs more than im2col's copy, and
+the Numba version leaves kn2row out.
 
 Channel- and column-compacted (``ChannelPacked``, ``ColumnPacked``): gather-im2col. The
 im2col matrix is built in Caffe's layout, one row per kept column ``(c, ky, kx)`` and
 one column per output pixel, ``cols[n] : (K', OH*OW)``, reading the input through the
 packed gather table; so ``W' (F, K') @ cols[n]`` is image n's output, already in NCHW.
 Channel pruning is the special case whose table lists all kh*kw columns of each kept
-channel, so the pruned channels are never read.
+channel, so the pruned channels are never read. For a batch the Numba version builds one
+``(K'+1, N*OH*OW)`` buffer and runs one GEMM for all images.
+
+The Numba versions of all three also have the register-blocked direct conv of
+``kernels.tap_conv`` (stride 1), which needs neither an im2col buffer nor a short GEMM;
+each call times its candidates on the first call for an input shape and keeps the
+fastest (``FILTER_ALGORITHMS``, ``GATHER_ALGORITHMS``).
 
 Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispatcher.
 """
