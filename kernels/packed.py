@@ -65,12 +65,18 @@ class Packed:
         dtype changes; otherwise the same array comes back holding what the last call left
         in it. So one packed weight must not run in two threads at once.
         """
-        key = ("workspace", name)
-        buf = self._cache.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-            self._cache[key] = buf
-        return buf
+        return workspace(self._cache, name, shape, dtype, fill)
+
+
+def workspace(cache: dict, name: str, shape: tuple[int, ...], dtype: np.dtype,
+              fill: float | None = None) -> np.ndarray:
+    """``Packed.workspace`` on any dict: the buffer ``name`` kept in ``cache``."""
+    key = ("workspace", name)
+    buf = cache.get(key)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+        buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+        cache[key] = buf
+    return buf
 
 
 @dataclass(frozen=True, eq=False)

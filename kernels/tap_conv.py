@@ -52,6 +52,7 @@ import numpy as np
 from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, prange, require_numpy,
                                threads_for)
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
+from kernels.packed import workspace
 
 try:
     from kernels._tap_conv_kernel import tap_conv_kernel
@@ -231,14 +232,6 @@ def _blocked(matrix: np.ndarray, table: np.ndarray, c: int, hp: int,
     return channels, offs.astype(np.int64), wt
 
 
-def _buffer(cache: dict, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A zeroed buffer kept in ``cache`` for the next call of the same shape and dtype."""
-    key = (name, shape, np.dtype(dtype).str)
-    if key not in cache:
-        cache[key] = np.zeros(shape, dtype=dtype)
-    return cache[key]
-
-
 def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: int, kw: int,
                     bias: np.ndarray | None = None, stride: IntPair = 1, padding: IntPair = 0,
                     cache: dict | None = None) -> np.ndarray:
@@ -273,10 +266,11 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
     n_tiles = -(-run // TILE_PIXELS)
     # every tile reads TILE_PIXELS from each offset: the buffer ends with that much slack
     length = max(len(channels) * hp * wp, int(offs.max()) + n_tiles * TILE_PIXELS)
-    xbuf = _buffer(cache, "tap conv input", (n, length), x.dtype)  # its slack stays zero
+    # made zero once: the padding copy rewrites the planes, the slack after them stays zero
+    xbuf = workspace(cache, "tap conv input", (n, length), x.dtype, fill=0.0)
     x = np.ascontiguousarray(x)
-    wide = _buffer(cache, "tap conv output", (n, wt.shape[0] * TILE_FILTERS,
-                                              n_tiles * TILE_PIXELS), out.dtype)
+    wide = workspace(cache, "tap conv output", (n, wt.shape[0] * TILE_FILTERS,
+                                                n_tiles * TILE_PIXELS), out.dtype)
     macs = n * wt.shape[0] * n_tiles * len(offs) * TILE_FILTERS * TILE_PIXELS
     # Waking the second thread costs ~70 us per parallel loop on the 2-core machine and
     # one thread does ~60 multiply-adds per ns here: two threads pay above ~8M of them.

@@ -131,7 +131,7 @@ def test_filter_compact_times_its_algorithms_once_per_shape():
         second = conv_filter_compact_numba(x, packed, None, 1, 1)
         conv_filter_compact_numba(x[:1], packed, None, 1, 1)  # another shape: timed again
     assert len(calls) == 6  # kn2row, gather and direct, for each of the two shapes
-    chosen = [v for k, v in packed._cache.items() if k[1] == "algorithm"]
+    chosen = compact_conv.chosen_algorithms(packed)
     assert len(chosen) == 2 and set(chosen) <= set(compact_conv.FILTER_ALGORITHMS)
     np.testing.assert_array_equal(first, second)
     with pytest.raises(ValueError, match="algorithm must be one of"):
