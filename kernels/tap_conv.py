@@ -9,11 +9,15 @@ short (M = F' rows), BLAS runs it far below its peak (about 90 GFLOP/s for M = 1
 the dense conv's GEMM reaches 140-180 on the 2-core development machine) and the buffer
 costs as much to write as the GEMM takes. This kernel reads the padded input directly.
 
-Like ``kernels.direct_conv`` it sees each padded input plane flattened (length Hp*Wp):
-with stride 1, output pixel (oy, ox) of tap (c, ky, kx) reads flat position
-``c*Hp*Wp + ky*Wp + kx + (oy*Wp + ox)``, so a run of consecutive "wide" output pixels
+Like ``kernels.direct_conv`` it sees each padded input plane flattened, rows of length
+Wp: with stride 1, output pixel (oy, ox) of tap (c, ky, kx) reads flat position
+``c*plane + ky*Wp + kx + (oy*Wp + ox)``, so a run of consecutive "wide" output pixels
 ``q = oy*Wp + ox`` (the Wp - OW junk pixels at the end of each row are computed and
 dropped) reads a contiguous run of the input, at an offset that depends on the tap only.
+Unlike there, neighbouring rows share their padding: one gap of pw zero columns is the
+right padding of a row and the left padding of the next, so Wp = W + pw, not W + 2*pw
+(a 13x13 output with padding 1 computes 14 wide pixels per row, not 15), and a plane is
+Hp*Wp + pw long (Hp = H + 2*ph, the last row's right gap at the end).
 
 What makes it fast is where the partial sums live. ``direct_conv`` adds each tap into an
 output row in memory: per multiply-add one load and one store, which caps it at about one
@@ -119,6 +123,8 @@ def conv_taps_ref(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: int,
 def _pad_planes(x, channels, ph, pw, wp, plane, buf):
     """``buf[n]``: the planes ``channels`` of image n, zero-padded and flattened, in a row.
 
+    Input pixel (iy, ix) of kept plane i goes to ``i*plane + (iy + ph)*wp + pw + ix``, with
+    ``wp = w + pw``: the pw zeros after a row are also the left padding of the next.
     Plain element loops: Numba ran them ~1.2-1.8x faster than row-slice assignments."""
     n_batch, _, h, w = x.shape
     n_chan = channels.shape[0]
@@ -127,17 +133,15 @@ def _pad_planes(x, channels, ph, pw, wp, plane, buf):
         c = channels[i]
         dst = buf[n]
         base = i * plane
-        for j in range(base, base + ph * wp):  # top padding rows
+        for j in range(base, base + ph * wp + pw):  # top padding rows, first left gap
             dst[j] = 0
         for iy in range(h):
-            row = base + (iy + ph) * wp
-            for j in range(pw):
-                dst[row + j] = 0
+            row = base + (iy + ph) * wp + pw
             for j in range(w):
-                dst[row + pw + j] = x[n, c, iy, j]
-            for j in range(pw + w, wp):
+                dst[row + j] = x[n, c, iy, j]
+            for j in range(w, wp):  # the gap after the row
                 dst[row + j] = 0
-        for j in range(base + (ph + h) * wp, base + plane):  # bottom padding rows
+        for j in range(base + (ph + h) * wp + pw, base + plane):  # bottom padding rows
             dst[j] = 0
 
 
@@ -216,15 +220,15 @@ def _slp_vectorizer() -> Iterator[None]:
         config.SLP_VECTORIZE = previous
 
 
-def _blocked(matrix: np.ndarray, table: np.ndarray, c: int, hp: int,
-             wp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _blocked(matrix: np.ndarray, table: np.ndarray, c: int, hp: int, wp: int,
+             pw: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Kept channels, tap offsets into their padded planes, and the weights as (blocks,
     taps, TILE_FILTERS) with zero filters at the end."""
     f, k = matrix.shape
     channels = np.unique(table[:, 0])
     slot = np.zeros(c, dtype=np.int64)
     slot[channels] = np.arange(len(channels))
-    offs = slot[table[:, 0]] * (hp * wp) + table[:, 1] * wp + table[:, 2]
+    offs = slot[table[:, 0]] * (hp * wp + pw) + table[:, 1] * wp + table[:, 2]
     blocks = -(-f // TILE_FILTERS)
     wt = np.zeros((blocks * TILE_FILTERS, k), dtype=matrix.dtype)
     wt[:f] = matrix
@@ -247,12 +251,13 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
         raise ValueError(f"conv_taps: the blocked kernel needs stride 1, got {(g.sh, g.sw)} "
                          "(conv_taps_ref takes any stride)")
     n, c, h, w = x.shape
-    hp, wp = h + 2 * g.ph, w + 2 * g.pw
+    hp, wp = h + 2 * g.ph, w + g.pw  # rows share their padding (module docstring)
+    plane = hp * wp + g.pw
     cache = {} if cache is None else cache
-    key = ("tap conv", c, kh, kw, hp, wp, x.dtype.str)
+    key = ("tap conv", c, kh, kw, hp, wp, g.pw, x.dtype.str)
     if key not in cache:  # the table is checked once per cache (per packed weight)
         _, table = _check("conv_taps", x, matrix, table, kh, kw, stride, padding)
-        cache[key] = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp)
+        cache[key] = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp, g.pw)
     channels, offs, wt = cache[key]
     f = matrix.shape[0]
     b = check_bias("conv_taps", bias, f, matrix.dtype)
@@ -265,7 +270,7 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
     run = (g.oh - 1) * wp + g.ow  # wide pixels from the first output to the last
     n_tiles = -(-run // TILE_PIXELS)
     # every tile reads TILE_PIXELS from each offset: the buffer ends with that much slack
-    length = max(len(channels) * hp * wp, int(offs.max()) + n_tiles * TILE_PIXELS)
+    length = max(len(channels) * plane, int(offs.max()) + n_tiles * TILE_PIXELS)
     # made zero once: the padding copy rewrites the planes, the slack after them stays zero
     xbuf = workspace(cache, "tap conv input", (n, length), x.dtype, fill=0.0)
     x = np.ascontiguousarray(x)
@@ -276,12 +281,12 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
     # one thread does ~60 multiply-adds per ns here: two threads pay above ~8M of them.
     if macs // 32 < PARALLEL_MIN_ITEMS:
         with threads_for(0), _slp_vectorizer():  # all three loops on this thread
-            _pad_planes(x, channels, g.ph, g.pw, wp, hp * wp, xbuf)
+            _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
             tap_conv_kernel(xbuf, wt, offs, out.dtype.type(0), n_tiles, wide)
             _crop_add_bias(wide, b.astype(out.dtype, copy=False), wp, out)
         return out
     with threads_for(xbuf.size):
-        _pad_planes(x, channels, g.ph, g.pw, wp, hp * wp, xbuf)
+        _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
     with _slp_vectorizer():
         tap_conv_kernel(xbuf, wt, offs, out.dtype.type(0), n_tiles, wide)
     with threads_for(out.size):
