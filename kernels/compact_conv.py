@@ -195,16 +195,21 @@ FILTER_ALGORITHMS = ("kn2row", "gather", "direct")
 GATHER_ALGORITHMS = ("gather", "direct")
 
 
-def _best_time(run: Callable[[], object], repeats: int = 3) -> float:
-    """Seconds of the fastest of ``repeats`` calls of ``run``, after one untimed call (JIT,
-    first-touch pages); on a shared machine other work only ever adds time."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5) -> str:
+    """The name of the fastest of ``runs``: each called once untimed (JIT, first-touch
+    pages), then ``rounds`` rounds that time every candidate once, in an order that
+    rotates each round, and the best time of each compared. Interleaved so that a burst of
+    other work on a shared machine (which only ever adds time) hits all candidates alike."""
+    names = list(runs)
+    for name in names:
+        runs[name]()
+    best = dict.fromkeys(names, float("inf"))
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            runs[name]()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return min(names, key=best.__getitem__)
 
 
 def _choose(op: str, packed: Packed, x: np.ndarray, g: Geometry, algorithm: str | None,
@@ -221,8 +226,7 @@ def _choose(op: str, packed: Packed, x: np.ndarray, g: Geometry, algorithm: str 
         return runs[algorithm]()
     key = (op, "algorithm", x.shape, x.dtype.str, g)
     if key not in packed._cache:
-        packed._cache[key] = (next(iter(runs)) if len(runs) == 1 else
-                              min(runs, key=lambda name: _best_time(runs[name])))
+        packed._cache[key] = next(iter(runs)) if len(runs) == 1 else _fastest(runs)
     return runs[packed._cache[key]]()
 
 

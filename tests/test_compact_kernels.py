@@ -1,5 +1,6 @@
 """Packed formats and compact/sparse conv kernels against their references and conv2d_simple."""
 
+import time
 from unittest.mock import patch
 
 import numpy as np
@@ -125,17 +126,28 @@ def test_filter_compact_times_its_algorithms_once_per_shape():
     packed = FilterPacked.from_dense(w, mask)
     x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)  # "same" conv: kn2row may pay
     calls = []
-    real = compact_conv._best_time
-    with patch.object(compact_conv, "_best_time", lambda run: calls.append(run) or real(run)):
+    real = compact_conv._fastest
+    with patch.object(compact_conv, "_fastest", lambda runs: calls.append(sorted(runs)) or real(runs)):
         first = conv_filter_compact_numba(x, packed, None, 1, 1)
         second = conv_filter_compact_numba(x, packed, None, 1, 1)
         conv_filter_compact_numba(x[:1], packed, None, 1, 1)  # another shape: timed again
-    assert len(calls) == 6  # kn2row, gather and direct, for each of the two shapes
+    # kn2row, gather and direct, timed for each of the two shapes, not for the repeat
+    assert calls == [["direct", "gather", "kn2row"]] * 2
     chosen = compact_conv.chosen_algorithms(packed)
     assert len(chosen) == 2 and set(chosen) <= set(compact_conv.FILTER_ALGORITHMS)
     np.testing.assert_array_equal(first, second)
     with pytest.raises(ValueError, match="algorithm must be one of"):
         conv_filter_compact_numba(x, packed, None, 1, 1, "winograd")
+
+
+def test_fastest_picks_the_fastest_and_times_every_candidate_in_turn():
+    order = []
+    runs = {name: (lambda name=name, pause=pause: order.append(name) or time.sleep(pause))
+            for name, pause in [("slow", 2e-3), ("fast", 0.0), ("slower", 4e-3)]}
+    assert compact_conv._fastest(runs, rounds=3) == "fast"
+    assert order[:3] == ["slow", "fast", "slower"]  # one untimed call each
+    assert order[3:] == ["slow", "fast", "slower", "fast", "slower", "slow",
+                         "slower", "slow", "fast"]  # the order rotates each round
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
