@@ -24,11 +24,16 @@ groups: a row times one group's conv (``ConvShape.weight_shape`` on its half of 
 channels) and ``totals`` counts such layers ``groups`` times, as both groups have the same
 shapes. With PyTorch installed, ``torch_dense_ms`` is its conv on the dense shape and
 ``torch_compact_ms`` on the compact one (filter and channel kinds; column and irregular
-sparsity have no dense conv of their size). PyTorch runs in a worker process, so its
-threads never spin while ours work. Every layer's dense and compact runs are interleaved,
-round by round with PyTorch's, after a warm-up (JIT compilation included), and medians are
-reported. Numba, BLAS and PyTorch are pinned to ``--threads``. The last line printed is one
-JSON object with a ``rows`` list.
+sparsity have no dense conv of their size). PyTorch runs in a worker process. Every
+layer's dense and compact runs are interleaved, round by round with PyTorch's, after a
+warm-up (JIT compilation included), and medians are reported. PyTorch keeps its own
+OpenMP settings, whose idle workers spin for a few milliseconds after its round: before
+every round of ours the benchmark waits ``SETTLE_S`` (busy, so that this core does not
+idle). Without that wait the engine's dense conv, the first of our round, ran beside two
+spinning PyTorch workers on the 2 cores: CaffeNet conv3 at batch 1 took 17 ms instead of
+1.9 ms in a development test, and the kernel_speed runs before this wait reported CaffeNet
+dense times (and so speedups) up to ~3.5x too high at batch 1 and ~1.45x at batch 8. Numba, BLAS and PyTorch are
+pinned to ``--threads``. The last line printed is one JSON object with a ``rows`` list.
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 STRUCTURED = ("filter", "channel", "column")
+SETTLE_S = 0.005  # wait before each round of ours, until PyTorch's OpenMP workers sleep
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -234,6 +240,16 @@ def torch_available() -> bool:
 
 # --- timing: one layer and batch, every case interleaved with its dense conv ------------
 
+def settle() -> None:
+    """Wait ``SETTLE_S`` on this thread without sleeping: PyTorch's OpenMP workers spin for
+    a few milliseconds after its round, and a sleep here would let this core idle (in a
+    virtual machine an idle core is slow to wake: the longer the wait, the slower the next
+    conv, 5 ms being about the least that let PyTorch's workers stop)."""
+    end = time.perf_counter() + SETTLE_S
+    while time.perf_counter() < end:
+        pass
+
+
 def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[dict]:
     """One row per case of ``shape`` at ``batch``: medians of interleaved rounds."""
     import numpy as np
@@ -257,6 +273,8 @@ def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[
     ours = [[] for _ in runs]
     theirs = [[] for _ in torch_shapes]
     for _ in range(args.repeats):
+        if torch_side:
+            settle()
         for times, run in zip(ours, runs):
             start = time.perf_counter()
             run(x)
