@@ -19,14 +19,21 @@ from typing import Any
 # for the GEMMs, called one after the other many times per training step. Each pool's
 # idle workers spin for a while before they sleep, and a spinning worker of one pool
 # takes a core from the other pool's next call. On the 2-core development machine:
-# - Numba's OpenMP workers spin by default: a LeNet-5 step went from ~17 ms to ~50 ms.
-#   They sleep at once with OMP_WAIT_POLICY=PASSIVE. Read when the OpenMP pool loads.
+# - Numba's OpenMP workers spin by default (GNU OpenMP: ~3 ms): a LeNet-5 step went from
+#   ~17 ms to ~50 ms. With OMP_WAIT_POLICY=PASSIVE alone they sleep at once, and waking
+#   them costs ~65 us (below) at every parallel loop, even one right after another.
+#   GOMP_SPINCOUNT=10000 (GNU OpenMP's count, ~0.1 ms) keeps them awake between the loops
+#   of one conv and from one layer to the next, and asleep soon after: in one A/B session
+#   (two runs each) ``benchmarks/train_speed.py --batches 100 --no-torch`` took 9.3-9.7 s
+#   an epoch against 9.9-10.1 s, and ``benchmarks/kernel_speed.py`` put fewer batch-8
+#   rows under 0.85 efficiency (18-19 against 25-26 of 45). Read when the pool loads.
 # - OpenBLAS's workers spin for 2**28 CPU cycles (~0.1 s) after each call. With 2**8
 #   cycles, ``benchmarks/train_speed.py`` went from 11.0 s to 8.9 s an epoch. Read when
 #   OpenBLAS loads, that is when NumPy is first imported: it only takes effect when
 #   minidnn or kernels is imported before numpy (or when it is set in the environment).
 # Both are defaults: a value already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "8")
 
 import numpy as np  # noqa: E402  (after the variables above)
