@@ -1,5 +1,7 @@
 """The register-blocked direct conv over kept taps against its reference and conv2d_simple."""
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +10,8 @@ from hypothesis import strategies as st
 import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
 from kernels.packed import column_table
-from kernels.tap_conv import TILE_FILTERS, TILE_PIXELS, conv_taps, conv_taps_numba, conv_taps_ref
+from kernels.tap_conv import (TILE_FILTERS, TILE_WIDTHS, conv_taps, conv_taps_numba, conv_taps_ref,
+                              tile_width)
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
 
@@ -41,10 +44,16 @@ def make(case, dtype):
     return x, dense, columns, table, b, padding
 
 
+@pytest.mark.parametrize("width", TILE_WIDTHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=30, deadline=None)
 @given(case=tap_cases())
-def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, case):
+def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, width, case):
+    with patch.object(tap_conv, "TILE_WIDTHS", (width,)):  # this tile width only
+        check_blocked_kernel(dtype, case)
+
+
+def check_blocked_kernel(dtype, case):
     x, dense, columns, table, b, padding = make(case, dtype)
     w_shape = case[1]
     expected = conv2d_simple(x, dense.reshape(w_shape), b, 1, padding)
@@ -66,8 +75,18 @@ def test_many_pixel_tiles_and_filter_blocks_at_a_caffenet_like_shape(monkeypatch
     w = rng.standard_normal((10, 6, 5, 5)).astype(np.float32)
     table = column_table(np.arange(150), w.shape)
     out = conv_taps(x, w.reshape(10, -1), table, 5, 5, None, 1, 2)
-    assert (31 * 26 + 27) // TILE_PIXELS > 10
+    assert (31 * 26 + 27) // max(TILE_WIDTHS) > 10
     np.testing.assert_allclose(out, conv2d_simple(x, w, None, 1, 2), rtol=1e-4, atol=1e-4)
+
+
+def test_tile_width_weighs_junk_pixels_against_the_faster_wide_tile():
+    assert TILE_WIDTHS == (32, 64) and tap_conv.PIXEL_COST == {32: 1.15, 64: 1.0}
+    assert tile_width(92) == 32  # LeNet-5's 8x8 output: 96 pixels in 32s (cost 110), 128 in 64s
+    assert tile_width(136) == 32  # a 10x10 output, rows of 14: 160 (cost 184) against 192
+    assert tile_width(20) == 32  # 32 (cost 37) against 64
+    assert tile_width(181) == 64  # a 13x13 output with padding 1: 192 pixels either way
+    assert tile_width(781) == 64  # 27x27 with padding 2: 800 (cost 920) against 832
+    assert tile_width(64) == 64
 
 
 def test_stride_other_than_one_goes_to_the_reference_or_is_refused():
