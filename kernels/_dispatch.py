@@ -54,13 +54,18 @@ except ImportError:  # Numba is optional; the references cover every kernel
         return lambda func: func
 
 
-# Waking the sleeping workers of a parallel loop costs ~65 us on the 2-core development
-# machine (more when a core idles in a virtual machine), more than a small loop takes on
-# one thread (an Adam step on 25,000 floats: 16 us on one thread, 70 us on two). Loops
-# that touch fewer items (or, for the compact kernels, do fewer inner-loop operations; a
-# vector operation counts as one) run on the calling thread only; see
-# ``benchmarks/kernels_micro.py --threads-crossover``.
-PARALLEL_MIN_ITEMS = int(os.environ.get("MINIDNN_PARALLEL_MIN_ITEMS", 1 << 18))
+# Waking sleeping workers costs ~65 us on the 2-core development machine (more when a
+# core idles in a virtual machine), more than a small loop takes on one thread. With
+# OMP_WAIT_POLICY=PASSIVE alone every parallel loop paid it (an Adam step on 25,000
+# floats: 16 us on one thread, 70 us on two) and the threshold below was 2**18. Since
+# GOMP_SPINCOUNT keeps the workers awake between loops, two threads already win at 10,000
+# items in ``benchmarks/kernels_micro.py --threads-crossover`` (back-to-back calls), and
+# 2**14 was best of 2**18, 2**16, 2**14 in one A/B session (two runs each): batch-1
+# CaffeNet conv2-5 totals at keep 1/13.2 in ``kernel_speed.py`` 9.2-11.8x against
+# 7.4-10.6x, ``train_speed.py --batches 100 --no-torch`` 9.8-10.0 s an epoch against
+# 10.1-10.2 s. Loops that touch fewer items (or, for the compact kernels, do fewer
+# inner-loop operations; a vector operation counts as one) run on the calling thread.
+PARALLEL_MIN_ITEMS = int(os.environ.get("MINIDNN_PARALLEL_MIN_ITEMS", 1 << 14))
 
 
 @contextmanager

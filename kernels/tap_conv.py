@@ -307,8 +307,8 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
     wide = workspace(cache, "tap conv output", (n, wt.shape[0] * TILE_FILTERS,
                                                 n_tiles * width), out.dtype)
     macs = n * wt.shape[0] * n_tiles * len(offs) * TILE_FILTERS * width
-    # Waking the second thread costs ~70 us per parallel loop on the 2-core machine and
-    # one thread does ~60 multiply-adds per ns here: two threads pay above ~8M of them.
+    # One thread does ~60 multiply-adds per ns here, and two pay once a conv has ~0.5M
+    # (PARALLEL_MIN_ITEMS vector multiply-adds; see kernels._dispatch).
     if macs // 32 < PARALLEL_MIN_ITEMS:
         with threads_for(0), _slp_vectorizer():  # all three loops on this thread
             _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
