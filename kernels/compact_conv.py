@@ -47,7 +47,7 @@ import numpy as np
 from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
-from kernels.tap_conv import check_bias, check_table, conv_taps_numba
+from kernels.tap_conv import check_bias, check_table, conv_taps_checked
 
 # Bytes of tap responses Y computed per chunk: about the L2 caches of two cores, so the
 # shift-add reads Y back from cache instead of memory.
@@ -240,8 +240,7 @@ def _direct_run(x: np.ndarray, packed: Packed, matrix: np.ndarray, b: np.ndarray
     """``{"direct": ...}`` where the register-blocked tap conv applies (stride 1), else ``{}``."""
     if (g.sh, g.sw) != (1, 1):
         return {}
-    return {"direct": lambda: conv_taps_numba(x, matrix, packed.table, g.kh, g.kw, b, 1,
-                                              (g.ph, g.pw), cache=packed._cache)}
+    return {"direct": lambda: conv_taps_checked(x, matrix, packed.table, g, b, packed._cache)}
 
 
 def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,

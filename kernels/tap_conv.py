@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,16 +108,22 @@ def check_bias(op: str, bias: np.ndarray | None, n_out: int, dtype: np.dtype) ->
     return bias.astype(dtype, copy=False)
 
 
+def _checked_table(op: str, x: np.ndarray, matrix: np.ndarray, table: np.ndarray,
+                   g: Geometry) -> np.ndarray:
+    """The int64 table, after checking it and that ``matrix`` has one column per tap."""
+    table = check_table(op, table, x.shape[1], g.kh, g.kw)
+    if matrix.ndim != 2 or matrix.shape[1] != len(table):
+        raise ValueError(f"{op}: the weight must be (F, {len(table)}), one column per tap, "
+                         f"got shape {matrix.shape}")
+    return table
+
+
 def _check(op: str, x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: int, kw: int,
            stride: IntPair, padding: IntPair) -> tuple[Geometry, np.ndarray]:
     """Geometry and int64 table, after checking every argument; errors name ``op``."""
     require_numpy(op, x, matrix)
     g = conv_geometry(op, x.shape, kh, kw, stride, padding)
-    table = check_table(op, table, x.shape[1], g.kh, g.kw)
-    if matrix.ndim != 2 or matrix.shape[1] != len(table):
-        raise ValueError(f"{op}: the weight must be (F, {len(table)}), one column per tap, "
-                         f"got shape {matrix.shape}")
-    return g, table
+    return g, _checked_table(op, x, matrix, table, g)
 
 
 def conv_taps_ref(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: int, kw: int,
@@ -270,59 +277,88 @@ def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: in
     """The blocked Numba kernel; stride 1 only. Same contract as ``conv_taps_ref``.
 
     ``cache`` (a packed weight's ``_cache``: one ``matrix`` and ``table`` for its life) keeps
-    the blocked weights and the padded input buffer between calls; one cache must not
-    serve two threads at once.
+    the blocked weights, the plan for each input shape and the work buffers between
+    calls; one cache must not serve two threads at once.
     """
     require_numpy("conv_taps", x, matrix)
     g = conv_geometry("conv_taps", x.shape, kh, kw, stride, padding)
     if (g.sh, g.sw) != (1, 1):
         raise ValueError(f"conv_taps: the blocked kernel needs stride 1, got {(g.sh, g.sw)} "
                          "(conv_taps_ref takes any stride)")
+    b = check_bias("conv_taps", bias, matrix.shape[0], matrix.dtype)
+    return conv_taps_checked(x, matrix, table, g, b, {} if cache is None else cache)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What ``conv_taps_checked`` needs for one input shape, worked out on its first call."""
+
+    channels: np.ndarray  # the kept input channels, in the order of the padded planes
+    offs: np.ndarray  # each tap's offset into the padded planes
+    wt: np.ndarray  # (blocks, taps, TILE_FILTERS) weights, zero filters at the end
+    wp: int  # padded row length (rows share their padding)
+    plane: int  # padded plane length
+    width: int  # the tile width, from TILE_WIDTHS
+    n_tiles: int
+    length: int  # padded input length per image, slack for the last tile included
+    parallel: bool  # both threads, or all on the calling one
+
+
+def _make_plan(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, g: Geometry) -> _Plan:
     n, c, h, w = x.shape
+    table = _checked_table("conv_taps", x, matrix, table, g)
     hp, wp = h + 2 * g.ph, w + g.pw  # rows share their padding (module docstring)
     plane = hp * wp + g.pw
-    cache = {} if cache is None else cache
-    key = ("tap conv", c, kh, kw, hp, wp, g.pw, x.dtype.str)
-    if key not in cache:  # the table is checked once per cache (per packed weight)
-        _, table = _check("conv_taps", x, matrix, table, kh, kw, stride, padding)
-        cache[key] = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp, g.pw)
-    channels, offs, wt = cache[key]
-    f = matrix.shape[0]
-    b = check_bias("conv_taps", bias, f, matrix.dtype)
-    out = np.empty((n, f, g.oh, g.ow), dtype=np.result_type(x, matrix))
-    if n == 0 or f == 0:
-        return out
-    if len(offs) == 0:
-        out[:] = b.reshape(1, -1, 1, 1)
-        return out
+    channels, offs, wt = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp, g.pw)
     run = (g.oh - 1) * wp + g.ow  # wide pixels from the first output to the last
     width = tile_width(run)
-    kernel = KERNELS[width]
     n_tiles = -(-run // width)
     # every tile reads ``width`` pixels from each offset: the buffer ends with that slack
-    length = max(len(channels) * plane, int(offs.max()) + n_tiles * width)
-    # made zero once: the padding copy rewrites the planes, the slack after them stays zero
-    xbuf = workspace(cache, "tap conv input", (n, length), x.dtype, fill=0.0)
-    x = np.ascontiguousarray(x)
-    wide = workspace(cache, "tap conv output", (n, wt.shape[0] * TILE_FILTERS,
-                                                n_tiles * width), out.dtype)
+    length = max(len(channels) * plane, int(offs.max(initial=0)) + n_tiles * width)
     macs = n * wt.shape[0] * n_tiles * len(offs) * TILE_FILTERS * width
     # One thread does ~60 multiply-adds per ns here, and two pay once a conv has ~0.5M
     # (PARALLEL_MIN_ITEMS vector multiply-adds; see kernels._dispatch).
-    if macs // 32 < PARALLEL_MIN_ITEMS:
+    return _Plan(channels, offs, wt, wp, plane, width, n_tiles, length,
+                 macs // 32 >= PARALLEL_MIN_ITEMS)
+
+
+def conv_taps_checked(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, g: Geometry,
+                      b: np.ndarray, cache: dict) -> np.ndarray:
+    """``conv_taps_numba`` for a caller that has checked the input: ``g`` is its stride-1
+    geometry and ``b`` its bias from ``check_bias`` (``kernels.compact_conv`` has both
+    already; the table is still checked, once per input shape)."""
+    n, f = x.shape[0], matrix.shape[0]
+    out = np.empty((n, f, g.oh, g.ow), dtype=np.result_type(x, matrix))
+    key = ("tap conv", x.shape, x.dtype.str, g)
+    plan = cache.get(key)
+    if plan is None:
+        plan = cache[key] = _make_plan(x, matrix, table, g)
+    if n == 0 or f == 0:
+        return out
+    if len(plan.offs) == 0:
+        out[:] = b.reshape(1, -1, 1, 1)
+        return out
+    # made zero once: the padding copy rewrites the planes, the slack after them stays zero
+    xbuf = workspace(cache, "tap conv input", (n, plan.length), x.dtype, fill=0.0)
+    wide = workspace(cache, "tap conv output", (n, plan.wt.shape[0] * TILE_FILTERS,
+                                                plan.n_tiles * plan.width), out.dtype)
+    x = np.ascontiguousarray(x)
+    b = b.astype(out.dtype, copy=False)
+    kernel = KERNELS[plan.width]
+    if not plan.parallel:
         with threads_for(0), _slp_vectorizer():  # all three loops on this thread
-            _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
-            kernel(xbuf, wt, offs, out.dtype.type(0), n_tiles, wide)
-            _crop_add_bias(wide, b.astype(out.dtype, copy=False), wp, out)
+            _pad_planes(x, plan.channels, g.ph, g.pw, plan.wp, plan.plane, xbuf)
+            kernel(xbuf, plan.wt, plan.offs, out.dtype.type(0), plan.n_tiles, wide)
+            _crop_add_bias(wide, b, plan.wp, out)
         return out
     # All three loops on both threads, however small the padding copy or the crop: the
     # copy wakes the second thread for the kernel, which then keeps it awake for the crop
     # (GOMP_SPINCOUNT, kernels._dispatch). Copy and crop on one thread, as threads_for
     # would have them, cost 40 us more for CaffeNet conv3 at batch 1 (180 against 140 us).
-    _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
+    _pad_planes(x, plan.channels, g.ph, g.pw, plan.wp, plan.plane, xbuf)
     with _slp_vectorizer():
-        kernel(xbuf, wt, offs, out.dtype.type(0), n_tiles, wide)
-    _crop_add_bias(wide, b.astype(out.dtype, copy=False), wp, out)
+        kernel(xbuf, plan.wt, plan.offs, out.dtype.type(0), plan.n_tiles, wide)
+    _crop_add_bias(wide, b, plan.wp, out)
     return out
 
 
@@ -344,4 +380,5 @@ if __name__ == "__main__":
     print(f"wrote {KERNEL_MODULE}")
 
 __all__ = ["TILE_FILTERS", "TILE_WIDTHS", "check_bias", "check_table", "conv_taps",
-           "conv_taps_numba", "conv_taps_ref", "tap_conv_source", "tile_width"]
+           "conv_taps_checked", "conv_taps_numba", "conv_taps_ref", "tap_conv_source",
+           "tile_width"]
