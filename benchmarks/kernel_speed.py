@@ -32,8 +32,9 @@ every round of ours the benchmark waits ``SETTLE_S`` (busy, so that this core do
 idle). Without that wait the engine's dense conv, the first of our round, ran beside two
 spinning PyTorch workers on the 2 cores: CaffeNet conv3 at batch 1 took 17 ms instead of
 1.9 ms in a development test, and the kernel_speed runs before this wait reported CaffeNet
-dense times (and so speedups) up to ~3.5x too high at batch 1 and ~1.45x at batch 8. Numba, BLAS and PyTorch are
-pinned to ``--threads``. The last line printed is one JSON object with a ``rows`` list.
+dense times (and so speedups) up to ~3.5x too high at batch 1 and ~1.45x at batch 8.
+Numba, BLAS and PyTorch are pinned to ``--threads``. The last line printed is one JSON
+object with a ``rows`` list.
 """
 from __future__ import annotations
 

@@ -127,7 +127,11 @@ def test_filter_compact_times_its_algorithms_once_per_shape():
     x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)  # "same" conv: kn2row may pay
     calls = []
     real = compact_conv._fastest
-    with patch.object(compact_conv, "_fastest", lambda runs: calls.append(sorted(runs)) or real(runs)):
+    def record(runs):
+        calls.append(sorted(runs))
+        return real(runs)
+
+    with patch.object(compact_conv, "_fastest", record):
         first = conv_filter_compact_numba(x, packed, None, 1, 1)
         second = conv_filter_compact_numba(x, packed, None, 1, 1)
         conv_filter_compact_numba(x[:1], packed, None, 1, 1)  # another shape: timed again
