@@ -381,8 +381,23 @@ def _gathered_gemm_numba(op: str, x: np.ndarray, packed: Packed, matrix: np.ndar
     y = packed.workspace("gemm output", (f, n * pixels), np.result_type(weight, cols))
     np.matmul(weight, cols.reshape(k + 1, n * pixels), out=y)
     out = np.empty((n, f, g.oh, g.ow), dtype=y.dtype)
-    out.reshape(n, f, pixels)[:] = y.reshape(f, n, pixels).transpose(1, 0, 2)
+    with threads_for(out.size):
+        _images_first(y, out.reshape(n, f, pixels))
     return out
+
+
+@njit(parallel=True, cache=True)
+def _images_first(y, out):
+    """``out[i, j] = y[j, i*P:(i+1)*P]``: the GEMM's ``(F, N*P)`` result in NCHW order, one
+    task per (image, filter). NumPy's strided copy of the same runs on one thread and took
+    about twice as long (CaffeNet conv3, 384 filters at batch 8: 0.15 against 0.07 ms)."""
+    n, f, p = out.shape
+    for task in prange(n * f):
+        i, j = task // f, task % f
+        src = y[j, i * p:(i + 1) * p]
+        dst = out[i, j]
+        for k in range(p):
+            dst[k] = src[k]
 
 
 def conv_column_compact_ref(x: np.ndarray, packed: ColumnPacked, bias: np.ndarray | None = None,
