@@ -175,9 +175,10 @@ class CSRPacked(Packed):
     """Irregular sparsity: compressed sparse rows of the ``(F, C*kh*kw)`` GEMM matrix.
 
     Row ``f`` holds ``data[indptr[f]:indptr[f+1]]`` at columns ``indices[...]``. The direct
-    sparse convolution reads the input at ``input_offsets(hp, wp)`` instead: column
-    ``(c, ky, kx)`` becomes the flat offset ``c*hp*wp + ky*wp + kx`` of the weight's tap in
-    a zero-padded input image of ``hp x wp`` (Park et al., ICLR 2017, Sec. 3).
+    sparse convolution reads the input at ``input_offsets(plane, wp)`` instead: column
+    ``(c, ky, kx)`` becomes the flat offset ``c*plane + ky*wp + kx`` of the weight's tap in
+    a zero-padded input image of planes ``plane`` long, in rows of ``wp`` (Park et al.,
+    ICLR 2017, Sec. 3).
     """
 
     indptr: np.ndarray  # (F+1,) int64
@@ -215,30 +216,14 @@ class CSRPacked(Packed):
         """``(c, ky, kx)`` of each nonzero, ``(nnz, 3)``."""
         return column_table(self.indices, self.shape)
 
-    def block_indptr(self, channels: int) -> np.ndarray:
-        """``(F, B+1)`` positions splitting each row into blocks of ``channels`` input channels.
-
-        The nonzeros of row f that read channels ``[b*channels, (b+1)*channels)`` are
-        ``data[p[f, b]:p[f, b+1]]`` (columns are sorted, so each block is one run). Kept
-        per block size, like the offsets.
-        """
-        if channels not in self._cache:
-            f, c, kh, kw = self.shape
-            n_blocks = -(-c // channels)
-            rows = np.repeat(np.arange(f), np.diff(self.indptr))
-            block = self.indices // (channels * kh * kw)
-            counts = np.bincount(rows * n_blocks + block, minlength=f * n_blocks)
-            ptr = np.zeros((f, n_blocks + 1), dtype=np.int64)
-            np.cumsum(counts.reshape(f, n_blocks), axis=1, out=ptr[:, 1:])
-            self._cache[channels] = ptr + self.indptr[:-1, None]
-        return self._cache[channels]
-
-    def input_offsets(self, hp: int, wp: int) -> np.ndarray:
-        """Flat offset ``c*hp*wp + ky*wp + kx`` of each nonzero in a padded ``hp x wp`` input.
+    def input_offsets(self, plane: int, wp: int) -> np.ndarray:
+        """Flat offset ``c*plane + ky*wp + kx`` of each nonzero in a zero-padded input whose
+        planes are ``plane`` long, in rows of ``wp`` (``kernels.sparse_conv``).
 
         Computed once per input geometry and kept, since every call of the kernel needs it.
         """
-        if (hp, wp) not in self._cache:
+        key = ("input offsets", plane, wp)
+        if key not in self._cache:
             c, ky, kx = self.taps.T
-            self._cache[hp, wp] = np.ascontiguousarray(c * (hp * wp) + ky * wp + kx)
-        return self._cache[hp, wp]
+            self._cache[key] = np.ascontiguousarray(c * plane + ky * wp + kx)
+        return self._cache[key]

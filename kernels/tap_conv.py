@@ -78,6 +78,7 @@ TILE_FILTERS = 4  # filters per task: each input load feeds this many multiply-a
 # scalar, 40x slower.
 TILE_WIDTHS = (32, 64)
 PIXEL_COST = {32: 1.15, 64: 1.0}
+CSR_TILE = 64  # wide pixels per task of ``csr_tile_kernel`` (kernels.sparse_conv)
 
 
 def tile_width(run: int) -> int:
@@ -214,6 +215,40 @@ def _kernel_source(tile_filters: int, tile_pixels: int) -> list[str]:
     return lines
 
 
+def _csr_kernel_source(tile_pixels: int) -> list[str]:
+    """Lines of ``csr_tile_kernel`` (``kernels.sparse_conv``): one filter's own list of
+    nonzeros (a CSR row) over ``tile_pixels`` wide pixels, the nonzeros taken two at a
+    time into two sets of partial sums (``a`` and ``b``, added at the end), so that the
+    additions form enough independent chains to cover the FMA latency."""
+    ps = range(tile_pixels)
+    ind = " " * 8
+    lines = [
+        '@njit(parallel=True, cache=True, fastmath={"contract"})',
+        "def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):",
+        "    n_batch, n_filters = wide.shape[0], wide.shape[1]",
+        "    for task in prange(n_batch * n_filters * n_tiles):",
+        "        n = task // (n_filters * n_tiles)",
+        "        f = task // n_tiles % n_filters",
+        f"        q0 = (task % n_tiles) * {tile_pixels}",
+        "        xs = xbuf[n]",
+        "        j, end = indptr[f], indptr[f + 1]",
+    ]
+    def loads(var: str, k: int) -> list[str]:  # the tile's inputs for nonzero j + k
+        return ([f"{ind}    base{k} = uintp(offs[j + {k}] + q0)", f"{ind}    w{k} = data[j + {k}]"]
+                + [f"{ind}    {var}{p} = xs[base{k} + uintp({p})]" for p in ps])
+
+    def adds(acc: str, var: str, k: int) -> list[str]:
+        return [f"{ind}    {acc}{p} += w{k} * {var}{p}" for p in ps]
+
+    lines += [f"{ind}a{p} = zero" for p in ps] + [f"{ind}b{p} = zero" for p in ps]
+    lines += ["        while j + 2 <= end:"]
+    lines += loads("u", 0) + loads("v", 1) + adds("a", "u", 0) + adds("b", "v", 1)
+    lines += ["            j += 2", "        if j < end:"]
+    lines += loads("u", 0) + adds("a", "u", 0)
+    lines += [f"        wide[n, f, q0 + {p}] = a{p} + b{p}" for p in ps]
+    return lines
+
+
 def tap_conv_source(tile_filters: int = TILE_FILTERS,
                     tile_widths: tuple[int, ...] = TILE_WIDTHS) -> str:
     """Source of ``kernels/_tap_conv_kernel.py``: one kernel per tile width, the tile's
@@ -228,7 +263,9 @@ def tap_conv_source(tile_filters: int = TILE_FILTERS,
         "",
         f"One task: {tile_filters} filters x {' or '.join(map(str, tile_widths))} wide output "
         "pixels of one image, the partial",
-        "sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``).",
+        "sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``);",
+        f"``csr_tile_kernel``: one filter's CSR row over {CSR_TILE} pixels "
+        "(``kernels.sparse_conv``).",
         '"""',
         "",
         "from kernels._dispatch import njit, prange, uintp",
@@ -237,6 +274,7 @@ def tap_conv_source(tile_filters: int = TILE_FILTERS,
         lines += ["", ""] + _kernel_source(tile_filters, width)
     table = ", ".join(f"{width}: tap_conv_kernel_{width}" for width in tile_widths)
     lines += ["", "", f"KERNELS = {{{table}}}"]
+    lines += ["", ""] + _csr_kernel_source(CSR_TILE)
     return "\n".join(lines) + "\n"
 
 
@@ -384,6 +422,6 @@ if __name__ == "__main__":
     KERNEL_MODULE.write_text(tap_conv_source())
     print(f"wrote {KERNEL_MODULE}")
 
-__all__ = ["TILE_FILTERS", "TILE_WIDTHS", "check_bias", "check_table", "conv_taps",
+__all__ = ["CSR_TILE", "TILE_FILTERS", "TILE_WIDTHS", "check_bias", "check_table", "conv_taps",
            "conv_taps_checked", "conv_taps_numba", "conv_taps_ref", "tap_conv_source",
            "tile_width"]

@@ -228,7 +228,7 @@ def test_shift_add_numba_equals_ref(case):
 
 
 def test_blocked_paths_at_larger_shapes(monkeypatch):
-    """Several filter, channel and pixel blocks in the sparse kernel; kn2row in many chunks."""
+    """The sparse kernel over many pixel tiles on both threads; kn2row in many chunks."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 40, 50, 47)).astype(np.float32)
     w = rng.standard_normal((37, 40, 3, 3)).astype(np.float32)
