@@ -347,6 +347,17 @@ def crossover(rows: list[dict]) -> float | None:
     return None
 
 
+def layer_crossovers(rows: list[dict]) -> dict[str, float]:
+    """``crossover`` of each layer on its own, for the layers whose irregular speedup
+    crosses 1 inside the measured densities."""
+    found = {}
+    for layer in dict.fromkeys(r["layer"] for r in rows):
+        cross = crossover([r for r in rows if r["layer"] == layer])
+        if cross is not None:
+            found[layer] = cross
+    return found
+
+
 def targets(rows: list[dict], stack: list[dict]) -> dict:
     """The issue's targets, measured (a benchmark reports them; no test asserts them)."""
     structured8 = [r for r in rows if r["kind"] in STRUCTURED and r["batch"] == 8]
@@ -372,11 +383,15 @@ def targets(rows: list[dict], stack: list[dict]) -> dict:
             if t["kind"] == "filter" and t["batch"] == 1},
         "irregular_crossover_density": {
             f"batch {b}": crossover([r for r in rows if r["batch"] == b]) for b in (1, 8)},
+        "irregular_crossover_density_per_layer": {
+            f"batch {b}": layer_crossovers([r for r in rows if r["batch"] == b])
+            for b in (1, 8)},
     }
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Speedup against density per kind, with the ideal line and the irregular crossover."""
+    """Speedup against density per kind, with the ideal line and the irregular crossover
+    (of the layers' geometric mean, and of each layer that has one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -400,6 +415,11 @@ def plot(rows: list[dict], path: Path) -> Path:
             ax.annotate(f"irregular pays\nbelow density {cross:.2f}", (cross, 1.0),
                         xytext=(-6, -24), textcoords="offset points", ha="right",
                         color="tab:red", fontsize=8)
+        for i, (layer, d) in enumerate(layer_crossovers(mine).items()):
+            ax.plot([d], [1.0], marker="|", markersize=14, color="tab:red")
+            ax.annotate(f"{layer}: irregular pays\nbelow density {d:.2f}", (d, 1.0),
+                        xytext=(-4, -22 - 22 * i), textcoords="offset points", ha="right",
+                        color="tab:red", fontsize=7)
         ax.set(xscale="log", yscale="log", xlabel="density (kept MACs / dense MACs)",
                title=f"batch {batch}")
         ax.grid(True, which="both", alpha=0.3)
