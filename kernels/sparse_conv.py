@@ -30,7 +30,7 @@ from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, prange
                                threads_for)
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import CSRPacked
-from kernels.tap_conv import CSR_TILE, _crop_add_bias, _pad_planes, _slp_vectorizer
+from kernels.tap_conv import CSR_TILE, buffer_length, pad_run_crop, wide_layout
 
 try:
     from kernels._tap_conv_kernel import csr_tile_kernel
@@ -103,31 +103,17 @@ def _direct_sparse(x: np.ndarray, csr: CSRPacked, data: np.ndarray, b: np.ndarra
                    g: Geometry, out: np.ndarray) -> np.ndarray:
     """Stride 1: the register-tiled kernel on the padded input (layout of kernels.tap_conv)."""
     n, c, h, w = x.shape
-    hp, wp = h + 2 * g.ph, w + g.pw  # rows share their padding columns
-    plane = hp * wp + g.pw
-    run = (g.oh - 1) * wp + g.ow  # wide pixels from the first output to the last
+    _, wp, plane, run = wide_layout(h, w, g)
     n_tiles = -(-run // CSR_TILE)
     offs = csr.input_offsets(plane, wp)
-    # every tile reads CSR_TILE pixels from each offset: the buffer ends with that slack,
-    # made zero once (the padding copy rewrites only the planes)
-    length = max(c * plane, int(offs.max(initial=0)) + n_tiles * CSR_TILE)
+    length = buffer_length(c, plane, offs, n_tiles, CSR_TILE)
     xbuf = csr.workspace("sparse conv input", (n, length), out.dtype, fill=0.0)
     wide = csr.workspace("sparse conv output", (n, csr.shape[0], n_tiles * CSR_TILE), out.dtype)
-    channels = np.arange(c)
-    x = np.ascontiguousarray(x)
     args = (xbuf, csr.indptr, offs, data, out.dtype.type(0), n_tiles, wide)
-    # as in kernels.tap_conv: all three loops on one thread for a small conv, else on both
-    if n * csr.nnz * n_tiles * CSR_TILE // 16 < PARALLEL_MIN_ITEMS:
-        with threads_for(0), _slp_vectorizer():
-            _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
-            csr_tile_kernel(*args)
-            _crop_add_bias(wide, b, wp, out)
-        return out
-    _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
-    with _slp_vectorizer():
-        csr_tile_kernel(*args)
-    _crop_add_bias(wide, b, wp, out)
-    return out
+    # as in kernels.tap_conv: one thread for a small conv (vector ops of 16 floats)
+    parallel = n * csr.nnz * n_tiles * CSR_TILE // 16 >= PARALLEL_MIN_ITEMS
+    return pad_run_crop(x, np.arange(c), g, wp, plane, xbuf, csr_tile_kernel, args, wide, b,
+                        out, parallel)
 
 
 def sparse_conv(x: np.ndarray, csr: CSRPacked, bias: np.ndarray | None = None,

@@ -48,7 +48,7 @@ adds the bias.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,21 +343,53 @@ class _Plan:
     parallel: bool  # both threads, or all on the calling one
 
 
+def wide_layout(h: int, w: int, g: Geometry) -> tuple[int, int, int, int]:
+    """``(hp, wp, plane, run)`` of the padded input and the wide output: padded height,
+    row length (rows share their padding, module docstring), plane length, and the wide
+    pixels from the first output to the last. Shared with ``kernels.sparse_conv``."""
+    hp, wp = h + 2 * g.ph, w + g.pw
+    return hp, wp, hp * wp + g.pw, (g.oh - 1) * wp + g.ow
+
+
+def buffer_length(n_planes: int, plane: int, offs: np.ndarray, n_tiles: int, width: int) -> int:
+    """Padded input length per image: every tile reads ``width`` pixels from each offset,
+    so the buffer ends with that much slack after the planes."""
+    return max(n_planes * plane, int(offs.max(initial=0)) + n_tiles * width)
+
+
+def pad_run_crop(x: np.ndarray, channels: np.ndarray, g: Geometry, wp: int, plane: int,
+                 xbuf: np.ndarray, kernel: Callable[..., None], args: tuple, wide: np.ndarray,
+                 b: np.ndarray, out: np.ndarray, parallel: bool) -> np.ndarray:
+    """Pad ``channels`` of ``x`` into ``xbuf``, run ``kernel(*args)`` (which fills ``wide``),
+    crop ``wide`` into ``out`` with the bias; return ``out``. ``xbuf`` is made zero once:
+    the padding copy rewrites the planes, the slack after them stays zero.
+
+    ``parallel=False`` puts all three loops on the calling thread. Otherwise all three run
+    on both threads, however small the padding copy or the crop: the copy wakes the second
+    thread for the kernel, which then keeps it awake for the crop (GOMP_SPINCOUNT,
+    kernels._dispatch). Copy and crop on one thread, as threads_for would have them, cost
+    40 us more for CaffeNet conv3 at batch 1 (180 against 140 us)."""
+    x = np.ascontiguousarray(x)
+    with threads_for(1 << 62 if parallel else 0):
+        _pad_planes(x, channels, g.ph, g.pw, wp, plane, xbuf)
+        with _slp_vectorizer():
+            kernel(*args)
+        _crop_add_bias(wide, b, wp, out)
+    return out
+
+
 def _make_plan(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, g: Geometry,
                cache: dict) -> _Plan:
     n, c, h, w = x.shape
-    hp, wp = h + 2 * g.ph, w + g.pw  # rows share their padding (module docstring)
-    plane = hp * wp + g.pw
+    hp, wp, plane, run = wide_layout(h, w, g)
     key = ("tap conv weights", c, g.kh, g.kw, hp, wp, g.pw, x.dtype.str)  # any batch size
     if key not in cache:
         table = _checked_table("conv_taps", x, matrix, table, g)
         cache[key] = _blocked(matrix.astype(x.dtype, copy=False), table, c, hp, wp, g.pw)
     channels, offs, wt = cache[key]
-    run = (g.oh - 1) * wp + g.ow  # wide pixels from the first output to the last
     width = tile_width(run)
     n_tiles = -(-run // width)
-    # every tile reads ``width`` pixels from each offset: the buffer ends with that slack
-    length = max(len(channels) * plane, int(offs.max(initial=0)) + n_tiles * width)
+    length = buffer_length(len(channels), plane, offs, n_tiles, width)
     macs = n * wt.shape[0] * n_tiles * len(offs) * TILE_FILTERS * width
     # One thread does ~60 multiply-adds per ns here, and two pay once a conv has ~0.5M
     # (PARALLEL_MIN_ITEMS vector multiply-adds; see kernels._dispatch).
@@ -381,28 +413,12 @@ def conv_taps_checked(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, g: G
     if len(plan.offs) == 0:
         out[:] = b.reshape(1, -1, 1, 1)
         return out
-    # made zero once: the padding copy rewrites the planes, the slack after them stays zero
     xbuf = workspace(cache, "tap conv input", (n, plan.length), x.dtype, fill=0.0)
     wide = workspace(cache, "tap conv output", (n, plan.wt.shape[0] * TILE_FILTERS,
                                                 plan.n_tiles * plan.width), out.dtype)
-    x = np.ascontiguousarray(x)
-    b = b.astype(out.dtype, copy=False)
-    kernel = KERNELS[plan.width]
-    if not plan.parallel:
-        with threads_for(0), _slp_vectorizer():  # all three loops on this thread
-            _pad_planes(x, plan.channels, g.ph, g.pw, plan.wp, plan.plane, xbuf)
-            kernel(xbuf, plan.wt, plan.offs, out.dtype.type(0), plan.n_tiles, wide)
-            _crop_add_bias(wide, b, plan.wp, out)
-        return out
-    # All three loops on both threads, however small the padding copy or the crop: the
-    # copy wakes the second thread for the kernel, which then keeps it awake for the crop
-    # (GOMP_SPINCOUNT, kernels._dispatch). Copy and crop on one thread, as threads_for
-    # would have them, cost 40 us more for CaffeNet conv3 at batch 1 (180 against 140 us).
-    _pad_planes(x, plan.channels, g.ph, g.pw, plan.wp, plan.plane, xbuf)
-    with _slp_vectorizer():
-        kernel(xbuf, plan.wt, plan.offs, out.dtype.type(0), plan.n_tiles, wide)
-    _crop_add_bias(wide, b, plan.wp, out)
-    return out
+    args = (xbuf, plan.wt, plan.offs, out.dtype.type(0), plan.n_tiles, wide)
+    return pad_run_crop(x, plan.channels, g, plan.wp, plan.plane, xbuf, KERNELS[plan.width],
+                        args, wide, b.astype(out.dtype, copy=False), out, plan.parallel)
 
 
 def conv_taps(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: int, kw: int,
@@ -422,6 +438,6 @@ if __name__ == "__main__":
     KERNEL_MODULE.write_text(tap_conv_source())
     print(f"wrote {KERNEL_MODULE}")
 
-__all__ = ["CSR_TILE", "TILE_FILTERS", "TILE_WIDTHS", "check_bias", "check_table", "conv_taps",
-           "conv_taps_checked", "conv_taps_numba", "conv_taps_ref", "tap_conv_source",
-           "tile_width"]
+__all__ = ["CSR_TILE", "TILE_FILTERS", "TILE_WIDTHS", "buffer_length", "check_bias",
+           "check_table", "conv_taps", "conv_taps_checked", "conv_taps_numba", "conv_taps_ref",
+           "pad_run_crop", "tap_conv_source", "tile_width", "wide_layout"]
