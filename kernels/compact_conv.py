@@ -259,9 +259,8 @@ def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
     g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
     f = packed.weight.shape[0]
     b = check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
-    runs = {"gather": lambda: _gathered_gemm_numba("conv_filter_compact", x, packed,
-                                                   packed.matrix, packed.table, b, stride,
-                                                   padding)}
+    runs = {"gather": lambda: _gathered_gemm_numba(x, packed, packed.matrix, packed.table, g,
+                                                   b)}
     if algorithm == "kn2row" or kn2row_pays(f, x.shape[2] * x.shape[3], g.oh * g.ow):
         runs["kn2row"] = lambda: _kn2row_numba(x, packed, b, g)
     runs.update(_direct_run(x, packed, packed.matrix, b, g))
@@ -354,21 +353,19 @@ def _gathered_gemm_ref(op: str, x: np.ndarray, matrix: np.ndarray, table: np.nda
     return out.reshape(x.shape[0], matrix.shape[0], g.oh, g.ow)
 
 
-def _gathered_gemm_numba(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray,
-                         table: np.ndarray, bias: np.ndarray | None, stride: IntPair,
-                         padding: IntPair) -> np.ndarray:
+def _gathered_gemm_numba(x: np.ndarray, packed: Packed, matrix: np.ndarray,
+                         table: np.ndarray, g: Geometry, b: np.ndarray) -> np.ndarray:
     """Numba gather-im2col into a kept buffer, then one BLAS GEMM for the whole batch.
 
     The buffer's last row is all ones, so ``[W' | b] @ [cols; 1] = W' cols + b`` adds the
     bias inside the GEMM (Caffe's "bias multiplier") instead of in another pass. For a
     batch the buffer is ``(K'+1, N, OH*OW)``: one wide GEMM instead of N narrow ones
     (BLAS shares a wide one between threads far better), then the ``(F, N, OH*OW)`` result
-    is copied to NCHW in runs of OH*OW contiguous floats.
+    is copied to NCHW in runs of OH*OW contiguous floats. ``g`` and ``b`` are the caller's
+    checked geometry and bias (``_check_input``, ``check_bias``).
     """
-    g = _check_input(op, x, shape=packed.shape, stride=stride, padding=padding)
     f, k = matrix.shape
     n, pixels = x.shape[0], g.oh * g.ow
-    b = check_bias(op, bias, f, matrix.dtype)
     cols = packed.workspace("cols", (k + 1, n, pixels), x.dtype, fill=1.0)
     with threads_for(n * k * pixels):  # rows 0..k-1; row k keeps its ones
         _gather_im2col_kernel(np.ascontiguousarray(x), table, g.sh, g.sw, g.ph, g.pw, g.oh,
@@ -413,8 +410,7 @@ def _gather_or_direct(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray
     """Gather-im2col + GEMM or the blocked direct conv, whichever is faster (or forced)."""
     g = _check_input(op, x, packed.shape, stride, padding)
     b = check_bias(op, bias, matrix.shape[0], matrix.dtype)
-    runs = {"gather": lambda: _gathered_gemm_numba(op, x, packed, matrix, packed.table, b,
-                                                   stride, padding)}
+    runs = {"gather": lambda: _gathered_gemm_numba(x, packed, matrix, packed.table, g, b)}
     runs.update(_direct_run(x, packed, matrix, b, g))
     return _choose(op, packed, x, g, algorithm, runs, GATHER_ALGORITHMS)
 
