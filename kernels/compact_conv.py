@@ -387,7 +387,8 @@ def _gathered_gemm_numba(x: np.ndarray, packed: Packed, matrix: np.ndarray,
 def _images_first(y, out):
     """``out[i, j] = y[j, i*P:(i+1)*P]``: the GEMM's ``(F, N*P)`` result in NCHW order, one
     task per (image, filter). NumPy's strided copy of the same runs on one thread and took
-    about twice as long (CaffeNet conv3, 384 filters at batch 8: 0.15 against 0.07 ms)."""
+    about twice as long (development test, CaffeNet conv3, 384 filters at batch 8: 0.15
+    against 0.07 ms)."""
     n, f, p = out.shape
     for task in prange(n * f):
         i, j = task // f, task % f

@@ -17,9 +17,9 @@ SIMD registers over the filter's whole list of nonzeros (its CSR row; two sets o
 for nonzeros taken two at a time, so that enough additions are in flight), and stores
 them once (``csr_tile_kernel``, generated code in ``kernels/_tap_conv_kernel.py``). An
 earlier version accumulated four nonzeros at a time into an output row in memory, over
-blocks of input channels: the register tiles were 1.04-1.8x faster on CaffeNet conv2,
-conv3 and conv5 at 50-98% sparsity. Strides above 1 take a plain loop that is correct
-but not tuned.
+blocks of input channels: in a development test the register tiles were 1.04-1.8x faster
+on CaffeNet conv2, conv3 and conv5 at 50-98% sparsity. Strides above 1 take a plain loop
+that is correct but not tuned.
 """
 
 from __future__ import annotations
