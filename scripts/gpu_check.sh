@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one short run (a few minutes on one H100):
 #   1. the whole test suite with CuPy enabled: the CuPy cases of every backend-parametrised
-#      test and the RawKernel tests run instead of skipping (log: $OUT/pytest.log);
+#      test and the RawKernel tests run instead of skipping (log: $OUT/pytest.log; it does not
+#      stop at the first failure, so one run shows them all). GPU_CHECK_TESTS=gpu runs only
+#      the tests that skip without a GPU (about 100, a minute instead of a cold Numba build);
 #   2. LeNet-5 epoch time on Fashion-MNIST, minidnn (CuPy) against PyTorch CUDA on the same
 #      GPU, data on the GPU, at batch 64 and 256 ($OUT/train_speed_cuda_b64.json, _b256.json,
 #      each with minidnn's time per op; the table is also in $OUT/train_speed_b64.log).
@@ -12,7 +14,7 @@
 # Needs CuPy, Numba, PyTorch (CUDA build) and pytest installed; no network. Fashion-MNIST
 # is read from $MINIDNN_DATA, ./data (copy the four IDX files into data/fashion-mnist/), the
 # user cache or /usr/share/datasets/fashion-mnist.
-# Knobs: GPU_CHECK_STEPS="tests bench" (a subset reruns only that part),
+# Knobs: GPU_CHECK_STEPS="tests bench", GPU_CHECK_TESTS=all|gpu (a subset reruns only that part),
 #        GPU_CHECK_BATCHES=300, GPU_CHECK_ROUNDS=3, GPU_CHECK_PYTEST_ARGS, GPU_CHECK_BENCH_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,7 +95,11 @@ for step in $STEPS; do
   case $step in
     tests)
       # shellcheck disable=SC2086
-      run pytest "$PYTHON" -m pytest -q -x ${GPU_CHECK_PYTEST_ARGS:-}
+      select=()
+      if [ "${GPU_CHECK_TESTS:-all}" = gpu ]; then
+        select=(-k "cupy or cuda or gpu or mixing_devices")
+      fi
+      run pytest "$PYTHON" -m pytest -q "${select[@]+"${select[@]}"}" ${GPU_CHECK_PYTEST_ARGS:-}
       if grep -q "CuPy with a GPU is not available" "$OUT/pytest.log"; then
         log "pytest: the CuPy cases skipped although CuPy sees a GPU"
         failed+=(pytest-cupy-cases-skipped)
