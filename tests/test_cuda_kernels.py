@@ -12,6 +12,9 @@ from test_kernels_im2col import conv_cases, output_hw
 from test_kernels_optim import SGD_SETTINGS, SHAPES, gradients
 from test_kernels_pooling import pool_cases, random_input
 
+from kernels.cross_entropy import (check_pending_targets, cross_entropy_backward,
+                                   cross_entropy_backward_ref, cross_entropy_forward,
+                                   cross_entropy_forward_ref)
 from kernels.adam import adam_update, adam_update_ref, sgd_update, sgd_update_ref
 from kernels.im2col import col2im, col2im_ref, im2col, im2col_ref
 from kernels.pooling import (avgpool2d_backward, avgpool2d_backward_ref, avgpool2d_forward,
@@ -138,3 +141,44 @@ def test_errors_name_the_op():
                     1e-3, 0.9, 0.999, 1e-8, 1)
     with pytest.raises(ValueError, match="param is updated in place and must be a C-contiguous"):
         sgd_update(cp.zeros((4, 4)).T, cp.ones((4, 4)), None, 0.1, 0.0, 0.0, first_step=True)
+    with pytest.raises(TypeError, match=r"cross_entropy: arrays on different devices"):
+        cross_entropy_forward(cp.zeros((2, 3), cp.float32), np.array([0, 1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FAST
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 700), c=st.integers(1, 40),
+       scale=st.sampled_from([1.0, 30.0]))
+def test_cross_entropy_equals_ref(dtype, seed, n, c, scale):
+    # n beyond the forward's 256 threads: threads take several rows each
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((n, c)) * scale).astype(dtype)
+    targets = rng.integers(0, c, n)
+    loss, logp = cross_entropy_forward(cp.asarray(z), cp.asarray(targets))
+    ref_loss, ref_logp = cross_entropy_forward_ref(z, targets)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    assert loss.dtype == dtype and loss.shape == ()
+    np.testing.assert_allclose(on_host(logp), ref_logp, **tol)
+    np.testing.assert_allclose(on_host(loss), ref_loss, **tol)
+    g = np.array(0.75, dtype)
+    grad = cross_entropy_backward(logp, cp.asarray(targets), cp.asarray(g))
+    ref_grad = cross_entropy_backward_ref(ref_logp, targets, g)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(on_host(grad), ref_grad, **tol)
+    check_pending_targets()  # all targets were in range: nothing to raise
+
+
+def test_cross_entropy_reports_bad_targets_one_call_late():
+    z = cp.zeros((3, 4), cp.float32)
+    loss, _ = cross_entropy_forward(z, cp.asarray(np.array([0, 4, 1])))
+    assert np.isnan(on_host(loss))  # the batch with the bad target has a NaN loss
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 4\) \(found on the GPU"):
+        check_pending_targets()
+    check_pending_targets()  # reported once, then forgotten
+    cross_entropy_forward(z, cp.asarray(np.array([-1, 0, 0])))
+    cp.cuda.Device().synchronize()
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 4\)"):
+        cross_entropy_forward(z, cp.asarray(np.array([0, 0, 0])))  # the next call raises
+    loss, _ = cross_entropy_forward(z, cp.asarray(np.array([3, 0, 0])))
+    np.testing.assert_allclose(on_host(loss), np.log(4), rtol=1e-6)
+    check_pending_targets()
