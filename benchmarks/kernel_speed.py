@@ -269,8 +269,10 @@ def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[
                 torch_index[i] = len(torch_shapes)
                 torch_shapes.append([[batch, w_shape[1], *x.shape[2:]], list(w_shape)] + geometry)
         torch_side.setup(torch_shapes)
-    for run in runs:  # warm-up: JIT compilation, packed caches, first-touch allocations
-        run(x)
+    if torch_side:  # its setup just warmed its convs up: let its workers stop spinning
+        settle()
+    for run in runs:  # warm-up: JIT compilation, packed caches, first-touch allocations, and
+        run(x)  # the structured kinds' timed choice of algorithm, so it must see a quiet machine
     ours = [[] for _ in runs]
     theirs = [[] for _ in torch_shapes]
     for _ in range(args.repeats):

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
 from kernels.packed import column_table
-from kernels.tap_conv import (TILE_FILTERS, TILE_WIDTHS, conv_taps, conv_taps_numba, conv_taps_ref,
-                              tile_width)
+from kernels.tap_conv import (TILE_SHAPES, conv_taps, conv_taps_numba, conv_taps_ref,
+                              tile_shape)
+
+MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES)
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
 
@@ -24,7 +26,7 @@ def tap_cases(draw):
     h = draw(st.integers(max(1, kh - 2 * padding[0]), 14))
     w = draw(st.integers(max(1, kw - 2 * padding[1]), 14))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 5))
-    f = draw(st.integers(1, 3 * TILE_FILTERS + 1))  # partial filter blocks
+    f = draw(st.integers(1, 3 * MAX_TILE_FILTERS + 1))  # partial filter blocks
     k = c * kh * kw
     count = draw(st.sampled_from([0, 1, k, None]))
     return (n, c, h, w), (f, c, kh, kw), padding, count, draw(st.integers(0, 2**16))
@@ -44,13 +46,27 @@ def make(case, dtype):
     return x, dense, columns, table, b, padding
 
 
-@pytest.mark.parametrize("width", TILE_WIDTHS)
+@pytest.mark.parametrize("shape", TILE_SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=30, deadline=None)
 @given(case=tap_cases())
-def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, width, case):
-    with patch.object(tap_conv, "TILE_WIDTHS", (width,)):  # this tile width only
+def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, shape, case):
+    with patch.object(tap_conv, "TILE_SHAPES", (shape,)):  # this tile shape only
         check_blocked_kernel(dtype, case)
+
+
+def test_each_tile_shape_is_used_when_it_is_the_only_one():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((9, 27)).astype(np.float32)
+    table = column_table(np.arange(27), (9, 3, 3, 3))
+    for shape in TILE_SHAPES:
+        cache = {}
+        with patch.object(tap_conv, "TILE_SHAPES", (shape,)):
+            conv_taps_numba(x, w, table, 3, 3, None, 1, 1, cache=cache)
+        plans = [v for v in cache.values() if isinstance(v, tap_conv._Plan)]
+        assert [p.tile for p in plans] == [shape]
+        assert plans[0].wt.shape[2] == shape[0]  # weights blocked by the tile's filters
 
 
 def check_blocked_kernel(dtype, case):
@@ -75,18 +91,30 @@ def test_many_pixel_tiles_and_filter_blocks_at_a_caffenet_like_shape(monkeypatch
     w = rng.standard_normal((10, 6, 5, 5)).astype(np.float32)
     table = column_table(np.arange(150), w.shape)
     out = conv_taps(x, w.reshape(10, -1), table, 5, 5, None, 1, 2)
-    assert (31 * 26 + 27) // max(TILE_WIDTHS) > 10
+    assert (31 * 26 + 27) // max(p for _, p in TILE_SHAPES) > 10
     np.testing.assert_allclose(out, conv2d_simple(x, w, None, 1, 2), rtol=1e-4, atol=1e-4)
 
 
-def test_tile_width_weighs_junk_pixels_against_the_faster_wide_tile():
-    assert TILE_WIDTHS == (32, 64) and tap_conv.PIXEL_COST == {32: 1.15, 64: 1.0}
-    assert tile_width(92) == 32  # LeNet-5's 8x8 output: 96 pixels in 32s (cost 110), 128 in 64s
-    assert tile_width(136) == 32  # a 10x10 output, rows of 14: 160 (cost 184) against 192
-    assert tile_width(20) == 32  # 32 (cost 37) against 64
-    assert tile_width(181) == 64  # a 13x13 output with padding 1: 192 pixels either way
-    assert tile_width(781) == 64  # 27x27 with padding 2: 800 (cost 920) against 832
-    assert tile_width(64) == 64
+def test_tile_shape_weighs_zero_filters_and_junk_pixels_against_the_faster_tiles():
+    assert TILE_SHAPES == ((4, 32), (4, 64), (8, 32))
+    assert tap_conv.PIXEL_COST == {(4, 32): 1.15, (4, 64): 1.0, (8, 32): 0.9}
+    # 4 filters: 8-filter tiles would be half zeros. LeNet-5's 8x8 output is 92 wide
+    # pixels: 96 in 32s (cost 4 * 96 * 1.15 = 442), 128 in 64s (512)
+    assert tile_shape(4, 92) == (4, 32)
+    assert tile_shape(4, 136) == (4, 32)  # a 10x10 output, rows of 14: 160 (cost 736) or 192
+    assert tile_shape(4, 20) == (4, 32)  # 32 pixels (cost 147) against 64 (256)
+    assert tile_shape(4, 181) == (4, 64)  # 13x13 with padding 1: 192 pixels, 768 vs 883
+    # 10 filters in 12 or 16 slots, 96 pixels: 1325 (4 x 32) against 1382 (8 x 32)
+    assert tile_shape(10, 92) == (4, 32)
+    # 16 filters, no zero slots either way: 8 x 32 (0.9 a filter-pixel) wins
+    assert tile_shape(16, 92) == (8, 32)
+    assert tile_shape(384, 181) == (8, 32)  # CaffeNet conv3, all 384 filters: 192 pixels
+    # 20 filters, 781 wide pixels (27x27, padding 2): 20 * 832 = 16640 (4 x 64) against
+    # 24 * 800 * 0.9 = 17280 (8 x 32)
+    assert tile_shape(20, 781) == (4, 64)
+    # 1 filter, 64 pixels: 4 * 64 = 256 (4 x 64), 4 * 64 * 1.15 = 294 (4 x 32, two tiles),
+    # 8 * 64 * 0.9 = 461 (8 x 32)
+    assert tile_shape(1, 64) == (4, 64)
 
 
 def test_stride_other_than_one_goes_to_the_reference_or_is_refused():
