@@ -2,10 +2,12 @@
 
 One task: 4 x 32, 4 x 64, 8 x 32 (filters x wide output pixels) of one image, the
 partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``);
-``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``).
+``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
+functions pad, run one kernel and crop in one call (``kernels.padded``).
 """
 
 from kernels._dispatch import njit, prange, uintp
+from kernels.padded import crop_add_bias, pad_planes
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -2114,9 +2116,6 @@ def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide):
         wide[n, f0 + 7, q0 + 31] = a7_31
 
 
-KERNELS = {(4, 32): tap_conv_kernel_4x32, (4, 64): tap_conv_kernel_4x64, (8, 32): tap_conv_kernel_8x32}
-
-
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):
     n_batch, n_filters = wide.shape[0], wide.shape[1]
@@ -2711,3 +2710,34 @@ def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):
         wide[n, f, q0 + 61] = a61 + b61
         wide[n, f, q0 + 62] = a62 + b62
         wide[n, f, q0 + 63] = a63 + b63
+
+
+@njit(cache=True)
+def run_4x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, wide)
+    crop_add_bias(wide, bias, wp, out)
+
+
+@njit(cache=True)
+def run_4x64(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, wide)
+    crop_add_bias(wide, bias, wp, out)
+
+
+@njit(cache=True)
+def run_8x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide)
+    crop_add_bias(wide, bias, wp, out)
+
+
+@njit(cache=True)
+def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_tiles, wide, bias, out):
+    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide)
+    crop_add_bias(wide, bias, wp, out)
+
+
+RUNNERS = {(4, 32): run_4x32, (4, 64): run_4x64, (8, 32): run_8x32}

@@ -41,13 +41,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, threads_for
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
-from kernels.tap_conv import check_bias, check_table, conv_taps_checked
+from kernels.tap_conv import TapPlan, check_bias, check_table, tap_plan
+
+Run = Callable[[np.ndarray], np.ndarray]  # one algorithm, set up for one input shape
 
 # Bytes of tap responses Y computed per chunk: about the L2 caches of two cores, so the
 # shift-add reads Y back from cache instead of memory.
@@ -212,10 +215,39 @@ def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5) -> str:
     return min(names, key=best.__getitem__)
 
 
+def _call_key(op: str, x: np.ndarray, stride: IntPair, padding: IntPair) -> tuple | None:
+    """The key of a call's remembered run: input shape and dtype, stride and padding as
+    given (None where they cannot be a key, as lists cannot)."""
+    key = (op, "call", x.shape, x.dtype.str, stride, padding)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _remembered(op: str, packed: Packed, x: np.ndarray, bias: np.ndarray | None,
+                stride: IntPair, padding: IntPair, algorithm: str | None) -> Run | None:
+    """The run chosen for an earlier call like this one (a NumPy array of the same shape and
+    dtype, the same stride and padding, the same bias object), or None. It skips the
+    checks, the bias conversion and the choice, which cost as much as the whole conv of
+    a small layer (a LeNet-5 conv2 at batch 1: ~15 of ~23 us, development test)."""
+    if algorithm is not None or type(x) is not np.ndarray:
+        return None
+    key = _call_key(op, x, stride, padding)
+    entry = None if key is None else packed._cache.get(key)
+    if entry is None or entry[0] is not bias:
+        return None
+    return entry[1]
+
+
 def _choose(op: str, packed: Packed, x: np.ndarray, g: Geometry, algorithm: str | None,
-            runs: dict[str, Callable[[], np.ndarray]], allowed: tuple[str, ...]) -> np.ndarray:
+            runs: dict[str, Run], allowed: tuple[str, ...],
+            call: tuple[np.ndarray | None, IntPair, IntPair, np.ndarray]) -> np.ndarray:
     """Run ``algorithm``, or by default the fastest of ``runs`` for this input shape: each is
-    timed on the first call for the shape and the winner is remembered in ``packed``."""
+    timed on the first call for the shape and the winner is remembered in ``packed``, also
+    for ``_remembered`` when the call's bias was used as given (``call`` is the bias as
+    given, stride, padding and the checked bias)."""
     if algorithm is not None:
         if algorithm not in allowed:
             raise ValueError(f"{op}: algorithm must be one of {allowed} or None, "
@@ -223,11 +255,18 @@ def _choose(op: str, packed: Packed, x: np.ndarray, g: Geometry, algorithm: str 
         if algorithm not in runs:
             raise ValueError(f"{op}: algorithm {algorithm!r} does not apply here "
                              f"(stride {(g.sh, g.sw)}); it needs stride 1")
-        return runs[algorithm]()
+        return runs[algorithm](x)
     key = (op, "algorithm", x.shape, x.dtype.str, g)
     if key not in packed._cache:
-        packed._cache[key] = next(iter(runs)) if len(runs) == 1 else _fastest(runs)
-    return runs[packed._cache[key]]()
+        packed._cache[key] = (next(iter(runs)) if len(runs) == 1 else
+                              _fastest({name: partial(run, x) for name, run in runs.items()}))
+    run = runs[packed._cache[key]]
+    bias, stride, padding, b = call
+    call_key = _call_key(op, x, stride, padding)
+    # a converted copy of the bias would miss later changes to the caller's array
+    if call_key is not None and (bias is None or b is bias):
+        packed._cache[call_key] = (bias, run)
+    return run(x)
 
 
 def chosen_algorithms(packed: Packed) -> list[str]:
@@ -235,12 +274,27 @@ def chosen_algorithms(packed: Packed) -> list[str]:
     return [v for k, v in packed._cache.items() if len(k) > 1 and k[1] == "algorithm"]
 
 
-def _direct_run(x: np.ndarray, packed: Packed, matrix: np.ndarray, b: np.ndarray,
-                g: Geometry) -> dict[str, Callable[[], np.ndarray]]:
+class _Direct:
+    """The register-blocked tap conv (``kernels.tap_conv``) for one input shape: its plan
+    is made on the first call and then runs each call on its own."""
+
+    def __init__(self, packed: Packed, matrix: np.ndarray, g: Geometry, b: np.ndarray):
+        self.packed, self.matrix, self.g, self.b = packed, matrix, g, b
+        self.plan: TapPlan | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.plan is None:
+            self.plan = tap_plan(x, self.matrix, self.packed.table, self.g, self.packed._cache)
+            self.b = self.b.astype(self.plan.dtype, copy=False)
+        return self.plan.run(x, self.b, self.packed._cache)
+
+
+def _direct_run(packed: Packed, matrix: np.ndarray, b: np.ndarray,
+                g: Geometry) -> dict[str, Run]:
     """``{"direct": ...}`` where the register-blocked tap conv applies (stride 1), else ``{}``."""
     if (g.sh, g.sw) != (1, 1):
         return {}
-    return {"direct": lambda: conv_taps_checked(x, matrix, packed.table, g, b, packed._cache)}
+    return {"direct": _Direct(packed, matrix, g, b)}
 
 
 def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
@@ -256,15 +310,20 @@ def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
     GEMM has the short K = C, which BLAS runs less well than gather's K = C*kh*kw, and
     both GEMMs are short (M = F') where the direct kernel is not.
     """
-    g = _check_input("conv_filter_compact", x, packed.shape, stride, padding)
+    op = "conv_filter_compact"
+    run = _remembered(op, packed, x, bias, stride, padding, algorithm)
+    if run is not None:
+        return run(x)
+    g = _check_input(op, x, packed.shape, stride, padding)
     f = packed.weight.shape[0]
-    b = check_bias("conv_filter_compact", bias, f, packed.weight.dtype)
-    runs = {"gather": lambda: _gathered_gemm_numba(x, packed, packed.matrix, packed.table, g,
-                                                   b)}
+    b = check_bias(op, bias, f, packed.weight.dtype)
+    runs: dict[str, Run] = {
+        "gather": lambda x: _gathered_gemm_numba(x, packed, packed.matrix, packed.table, g, b)}
     if algorithm == "kn2row" or kn2row_pays(f, x.shape[2] * x.shape[3], g.oh * g.ow):
-        runs["kn2row"] = lambda: _kn2row_numba(x, packed, b, g)
-    runs.update(_direct_run(x, packed, packed.matrix, b, g))
-    return _choose("conv_filter_compact", packed, x, g, algorithm, runs, FILTER_ALGORITHMS)
+        runs["kn2row"] = lambda x: _kn2row_numba(x, packed, b, g)
+    runs.update(_direct_run(packed, packed.matrix, b, g))
+    return _choose(op, packed, x, g, algorithm, runs, FILTER_ALGORITHMS,
+                   (bias, stride, padding, b))
 
 
 def conv_filter_compact(x: np.ndarray, packed: FilterPacked, bias: np.ndarray | None = None,
@@ -409,11 +468,16 @@ def _gather_or_direct(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray
                       bias: np.ndarray | None, stride: IntPair, padding: IntPair,
                       algorithm: str | None) -> np.ndarray:
     """Gather-im2col + GEMM or the blocked direct conv, whichever is faster (or forced)."""
+    run = _remembered(op, packed, x, bias, stride, padding, algorithm)
+    if run is not None:
+        return run(x)
     g = _check_input(op, x, packed.shape, stride, padding)
     b = check_bias(op, bias, matrix.shape[0], matrix.dtype)
-    runs = {"gather": lambda: _gathered_gemm_numba(x, packed, matrix, packed.table, g, b)}
-    runs.update(_direct_run(x, packed, matrix, b, g))
-    return _choose(op, packed, x, g, algorithm, runs, GATHER_ALGORITHMS)
+    runs: dict[str, Run] = {
+        "gather": lambda x: _gathered_gemm_numba(x, packed, matrix, packed.table, g, b)}
+    runs.update(_direct_run(packed, matrix, b, g))
+    return _choose(op, packed, x, g, algorithm, runs, GATHER_ALGORITHMS,
+                   (bias, stride, padding, b))
 
 
 def conv_column_compact_numba(x: np.ndarray, packed: ColumnPacked,

@@ -64,7 +64,7 @@ def test_each_tile_shape_is_used_when_it_is_the_only_one():
         cache = {}
         with patch.object(tap_conv, "TILE_SHAPES", (shape,)):
             conv_taps_numba(x, w, table, 3, 3, None, 1, 1, cache=cache)
-        plans = [v for v in cache.values() if isinstance(v, tap_conv._Plan)]
+        plans = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
         assert [p.tile for p in plans] == [shape]
         assert plans[0].wt.shape[2] == shape[0]  # weights blocked by the tile's filters
 
