@@ -144,6 +144,47 @@ def test_filter_compact_times_its_algorithms_once_per_shape():
         conv_filter_compact_numba(x, packed, None, 1, 1, "winograd")
 
 
+@pytest.mark.parametrize("kind", ["filter", "channel", "column"])
+@pytest.mark.parametrize("algorithm", ["gather", "direct"])
+def test_a_remembered_run_follows_the_bias_it_was_given(kind, algorithm):
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    mask = make_mask(rng, kind, w.shape, "half")
+    packed = PACKED[kind].from_dense(w, mask)
+    conv = {"filter": conv_filter_compact_numba, "channel": conv_channel_compact_numba,
+            "column": conv_column_compact_numba}[kind]
+    n_out = len(packed.kept) if kind == "filter" else w.shape[0]
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    bias = rng.standard_normal(n_out).astype(np.float32)
+
+    def expected(b):
+        full = np.zeros(w.shape[0], np.float32)
+        full[packed.kept if kind == "filter" else slice(None)] = b
+        out = conv2d_simple(x, w * mask, full, 1, 1)
+        return out[:, packed.kept] if kind == "filter" else out
+
+    with patch.object(compact_conv, "_fastest", lambda runs: algorithm):
+        np.testing.assert_allclose(conv(x, packed, bias, 1, 1), expected(bias), **TOL[np.float32])
+    remembered = [k for k in packed._cache if k[1] == "call"]
+    assert len(remembered) == 1 and packed._cache[remembered[0]][0] is bias
+    with patch.object(compact_conv, "_check_input", side_effect=AssertionError("checked")):
+        again = conv(x, packed, bias, 1, 1)  # the remembered run: no checks
+    np.testing.assert_allclose(again, expected(bias), **TOL[np.float32])
+    bias += 1.0  # changed in place: the remembered run reads the caller's array
+    np.testing.assert_allclose(conv(x, packed, bias, 1, 1), expected(bias), **TOL[np.float32])
+    other = -bias  # another array: checked again, remembered in its place
+    np.testing.assert_allclose(conv(x, packed, other, 1, 1), expected(other), **TOL[np.float32])
+    assert packed._cache[remembered[0]][0] is other
+    wide = bias.astype(np.float64)  # converted to float32: a copy, so never remembered
+    np.testing.assert_allclose(conv(x, packed, wide, 1, 1), expected(bias), **TOL[np.float32])
+    assert packed._cache[remembered[0]][0] is other
+    wide += 1.0
+    np.testing.assert_allclose(conv(x, packed, wide, 1, 1), expected(bias + 1),
+                               **TOL[np.float32])
+    with pytest.raises(ValueError, match="channels"):  # another shape is checked again
+        conv(x[:, :2], packed, bias, 1, 1)
+
+
 def test_fastest_picks_the_fastest_and_times_every_candidate_in_turn():
     order = []
     runs = {name: (lambda name=name, pause=pause: order.append(name) or time.sleep(pause))
