@@ -198,11 +198,21 @@ FILTER_ALGORITHMS = ("kn2row", "gather", "direct")
 GATHER_ALGORITHMS = ("gather", "direct")
 
 
-def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5) -> str:
+# The direct conv is kept unless another candidate's best time is this much lower: the
+# GEMM-based ones share the cores with BLAS's own thread pool, and in a model's forward
+# pass, other layers between the calls, they lose more than in the back-to-back timing
+# (LeNet-5 conv2, column 1/13.2 at batch 1 in kernel_speed.py: gather-im2col + GEMM
+# picked, then 35 us a call where the direct conv took about 15).
+PREFER_DIRECT_MARGIN = 0.1
+
+
+def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5,
+             prefer: str | None = "direct", margin: float = PREFER_DIRECT_MARGIN) -> str:
     """The name of the fastest of ``runs``: each called once untimed (JIT, first-touch
     pages), then ``rounds`` rounds that time every candidate once, in an order that
     rotates each round, and the best time of each compared. Interleaved so that a burst of
-    other work on a shared machine (which only ever adds time) hits all candidates alike."""
+    other work on a shared machine (which only ever adds time) hits all candidates alike.
+    ``prefer`` wins unless another is faster by more than ``margin`` (a fraction)."""
     names = list(runs)
     for name in names:
         runs[name]()
@@ -212,7 +222,10 @@ def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5) -> str:
             start = time.perf_counter()
             runs[name]()
             best[name] = min(best[name], time.perf_counter() - start)
-    return min(names, key=best.__getitem__)
+    fastest = min(names, key=best.__getitem__)
+    if prefer in best and best[fastest] >= (1 - margin) * best[prefer]:
+        return prefer
+    return fastest
 
 
 def _call_key(op: str, x: np.ndarray, stride: IntPair, padding: IntPair) -> tuple | None:

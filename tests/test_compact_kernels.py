@@ -195,6 +195,17 @@ def test_fastest_picks_the_fastest_and_times_every_candidate_in_turn():
                          "slower", "slow", "fast"]  # the order rotates each round
 
 
+def test_fastest_keeps_the_direct_conv_unless_another_is_clearly_faster():
+    def runs(**pauses):
+        return {name: (lambda pause=pause: time.sleep(pause)) for name, pause in pauses.items()}
+    # 5% faster is within the margin: the direct conv stays
+    assert compact_conv._fastest(runs(direct=20e-3, gather=19e-3), rounds=2) == "direct"
+    assert compact_conv._fastest(runs(direct=20e-3, gather=10e-3), rounds=2) == "gather"
+    assert compact_conv._fastest(runs(direct=20e-3, gather=19e-3), rounds=2,
+                                 prefer=None) == "gather"
+    assert compact_conv._fastest(runs(kn2row=5e-3, gather=1e-3), rounds=2) == "gather"
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @FAST
 @given(case=conv_cases())
