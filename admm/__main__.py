@@ -1,7 +1,7 @@
 """The command line: ``python -m admm reproduce | demo | stats``.
 
     python -m admm reproduce --config admm/configs/lenet5_fmnist_filter_admm.yaml --out runs/x
-    python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume]
+    python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
     python -m admm demo --out runs/demo
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
 
@@ -26,11 +26,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     from .pipeline import reproduce, reproduce_all
 
     if args.all:
-        reproduce_all(args.out, resume=args.resume, only=args.only)
+        reproduce_all(args.out, resume=args.resume, only=args.only, remeasure=args.remeasure)
     elif args.only:
         raise ConfigError("--only selects among the shipped configs: use it with --all")
     else:
-        reproduce(args.config, args.out, resume=args.resume)
+        reproduce(args.config, args.out, resume=args.resume, remeasure=args.remeasure)
     return 0
 
 
@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", required=True, help="output directory")
     rep.add_argument("--resume", action="store_true",
                      help="continue where a run stopped (without it a run starts over)")
+    rep.add_argument("--remeasure", action="store_true",
+                     help="time the compact models of finished runs again and redo the report "
+                          "(after a change of kernels or machine; nothing retrains; implies "
+                          "--resume)")
     rep.add_argument("--only", nargs="+", metavar="NAME", help="with --all: just these configs")
     rep.set_defaults(func=_reproduce)
 

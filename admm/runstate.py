@@ -75,6 +75,13 @@ class RunState:
             self.data["done"].append(phase)
         self.save()
 
+    def undo(self, *phases: str) -> None:
+        """Mark ``phases`` unfinished (their records go), so that a resumed run redoes them."""
+        self.data["done"] = [p for p in self.data["done"] if p not in phases]
+        for phase in phases:
+            self.data["phases"].pop(phase, None)
+        self.save()
+
     def checkpoint(self, phase: str) -> Path:
         """Where ``phase`` keeps its checkpoint: ``DIR/<run>/ckpt_<phase>.npz``."""
         return self.dir / f"ckpt_{phase}.npz"

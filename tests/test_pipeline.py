@@ -1,6 +1,7 @@
 """The reproduction pipeline: config errors, every phase end to end on a tiny net and a
 synthetic dataset, bitwise resume after an interruption, the CLI, the shipped configs."""
 import copy
+import shutil
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 import minidnn
 from admm import hard_prune
-from admm import training
+from admm import phases, training
 from admm.__main__ import main
 from admm.config import ConfigError, load_config
 from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
@@ -145,6 +146,28 @@ def test_every_phase_writes_results_report_and_figures(finished):
     state = json.loads((out / "tiny_admm" / "state.json").read_text())
     assert state["done"] == ["pretrain", "admm", "hard_prune", "retrain", "evaluate", "compact",
                              "report"]
+
+
+def test_remeasure_times_the_compact_model_again_and_trains_nothing(finished, tmp_path,
+                                                                      monkeypatch):
+    out = tmp_path / "copy"
+    shutil.copytree(finished[0], out)
+    before = json.loads((out / "tiny_admm" / "state.json").read_text())
+    weights = (out / "tiny_admm" / "ckpt_retrain.npz").read_bytes()
+    timed = []
+    monkeypatch.setattr(phases, "measure_speedup",
+                        lambda *args, **kwargs: timed.append(args) or 7.5)
+    lines = []
+    row = reproduce(finished[0] / "tiny_admm.json", out, remeasure=True, progress=False,
+                    log=lines.append)
+    assert len(timed) == 1 and row["measured_speedup"] == 7.5
+    summaries = [line for line in lines if line.startswith("[")]
+    assert [line.endswith("(done before)") for line in summaries] == [True] * 5 + [False] * 2
+    assert row["accuracy"] == before["phases"]["evaluate"]["accuracy"]
+    assert (out / "tiny_admm" / "ckpt_retrain.npz").read_bytes() == weights
+    after = json.loads((out / "tiny_admm" / "state.json").read_text())
+    assert after["done"] == before["done"]
+    assert json.loads((out / "results.json").read_text())["runs"][0]["measured_speedup"] == 7.5
 
 
 def _interrupt_at(monkeypatch, call):
