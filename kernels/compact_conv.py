@@ -298,8 +298,10 @@ class _Direct:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.plan is None:
             self.plan = tap_plan(x, self.matrix, self.packed.table, self.g, self.packed._cache)
-            self.b = self.b.astype(self.plan.dtype, copy=False)
-        return self.plan.run(x, self.b, self.packed._cache)
+        b = self.b  # the caller's array (converted per call: it may change in place)
+        if b.dtype != self.plan.dtype:
+            b = b.astype(self.plan.dtype)
+        return self.plan.run(x, b, self.packed._cache)
 
 
 def _direct_run(packed: Packed, matrix: np.ndarray, b: np.ndarray,

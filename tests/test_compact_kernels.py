@@ -183,6 +183,10 @@ def test_a_remembered_run_follows_the_bias_it_was_given(kind, algorithm):
                                **TOL[np.float32])
     with pytest.raises(ValueError, match="channels"):  # another shape is checked again
         conv(x[:, :2], packed, bias, 1, 1)
+    x64 = x.astype(np.float64)  # a float64 input: float64 output, the float32 bias widened
+    np.testing.assert_allclose(conv(x64, packed, bias, 1, 1), expected(bias), **TOL[np.float32])
+    bias += 1.0
+    np.testing.assert_allclose(conv(x64, packed, bias, 1, 1), expected(bias), **TOL[np.float32])
 
 
 def test_fastest_picks_the_fastest_and_times_every_candidate_in_turn():
