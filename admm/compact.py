@@ -43,7 +43,7 @@ import numpy as np
 from kernels.compact_conv import conv_channel_compact, conv_column_compact, conv_filter_compact
 from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
 from kernels.sparse_conv import sparse_conv
-from minidnn import backend, nn
+from minidnn import nn
 from minidnn.tensor import Tensor, no_grad
 
 from .stats import (TracedLayer, _effective_masks, _host_masks, _read_filters, record_forward,
