@@ -95,6 +95,20 @@ def test_many_pixel_tiles_and_filter_blocks_at_a_caffenet_like_shape(monkeypatch
     np.testing.assert_allclose(out, conv2d_simple(x, w, None, 1, 2), rtol=1e-4, atol=1e-4)
 
 
+def test_run_padded_uses_one_thread_only_when_asked_and_restores_the_count():
+    numba = pytest.importorskip("numba")
+    from kernels.padded import run_padded
+
+    seen = []
+    before = numba.get_num_threads()
+    run_padded(lambda: seen.append(numba.get_num_threads()), (), parallel=False, first=True)
+    run_padded(lambda: seen.append(numba.get_num_threads()), (), parallel=True, first=False)
+    assert seen == [1, before] and numba.get_num_threads() == before
+    with pytest.raises(ZeroDivisionError):  # restored when the runner fails, too
+        run_padded(lambda: 1 / 0, (), parallel=False, first=False)
+    assert numba.get_num_threads() == before
+
+
 def test_tile_shape_weighs_zero_filters_and_junk_pixels_against_the_faster_tiles():
     assert TILE_SHAPES == ((4, 32), (4, 64), (8, 32))
     assert tap_conv.PIXEL_COST == {(4, 32): 1.15, (4, 64): 1.0, (8, 32): 0.9}
