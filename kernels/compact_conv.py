@@ -30,9 +30,11 @@ channel, so the pruned channels are never read. For a batch the Numba version bu
 ``(K'+1, N*OH*OW)`` buffer and runs one GEMM for all images.
 
 The Numba versions of all three also have the register-blocked direct conv of
-``kernels.tap_conv`` (stride 1), which needs neither an im2col buffer nor a short GEMM;
-each call times its candidates on the first call for an input shape and keeps the
-fastest (``FILTER_ALGORITHMS``, ``GATHER_ALGORITHMS``).
+``kernels.tap_conv`` (stride 1), which needs neither an im2col buffer nor a short GEMM.
+The first call for an input shape times the candidates (``FILTER_ALGORITHMS``,
+``GATHER_ALGORITHMS``) and keeps the fastest, the direct conv unless another is more
+than ``PREFER_DIRECT_MARGIN`` faster; later calls with the same shape, stride, padding
+and bias array run the kept one without checks (``_remembered``).
 
 Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispatcher.
 """
