@@ -4,8 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from kernels._dispatch import _uses_openblas
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,15 +21,7 @@ def _import_warnings(code: str, **env: str) -> str:
     return done.stderr
 
 
-def _numpy_uses_openblas() -> bool:
-    try:
-        name = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
-    except Exception:
-        return True
-    return "openblas" in str(name).lower()
-
-
-@pytest.mark.skipif(not _numpy_uses_openblas(), reason="NumPy here does not use OpenBLAS")
+@pytest.mark.skipif(not _uses_openblas(), reason="NumPy here does not use OpenBLAS")
 def test_numpy_first_warns_once_with_the_fix():
     err = _import_warnings("import numpy, kernels, minidnn")
     assert err.count("NumPy was imported before minidnn") == 1
