@@ -7,7 +7,7 @@ functions pad, run one kernel and crop in one call (``kernels.padded``).
 """
 
 from kernels._dispatch import njit, prange, uintp
-from kernels.padded import crop_add_bias, pad_planes
+from kernels.padded import copy_planes, crop_add_bias
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -2714,28 +2714,28 @@ def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):
 
 @njit(cache=True)
 def run_4x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
-    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_4x64(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
-    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_8x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
-    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_tiles, wide, bias, out):
-    pad_planes(x, channels, ph, pw, wp, plane, xbuf)
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide)
     crop_add_bias(wide, bias, wp, out)
 

@@ -17,6 +17,7 @@ equals ``weight * mask`` for every mask, structured or not.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -57,7 +58,7 @@ class Packed:
 
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def workspace(self, name: str, shape: tuple[int, ...], dtype: np.dtype,
+    def workspace(self, name: Hashable, shape: tuple[int, ...], dtype: np.dtype,
                   fill: float | None = None) -> np.ndarray:
         """A work buffer kept between calls, so that a kernel does not page-fault on a new one.
 
@@ -68,7 +69,7 @@ class Packed:
         return workspace(self._cache, name, shape, dtype, fill)
 
 
-def workspace(cache: dict, name: str, shape: tuple[int, ...], dtype: np.dtype,
+def workspace(cache: dict, name: Hashable, shape: tuple[int, ...], dtype: np.dtype,
               fill: float | None = None) -> np.ndarray:
     """``Packed.workspace`` on any dict: the buffer ``name`` kept in ``cache``."""
     key = ("workspace", name)

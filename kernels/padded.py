@@ -4,9 +4,9 @@
 input zero-padded and flattened per image, with neighbouring rows sharing their padding
 columns, and write a wide output of OH rows of Wp pixels whose junk pixels are dropped
 afterwards; the docstring of ``kernels.tap_conv`` derives the layout. This module holds
-what both need: the layout's sizes, the padding copy, the crop, and the call of a
-generated runner (``kernels/_tap_conv_kernel.py``: copy -> kernel -> crop in one
-compiled function, so a call costs one Numba dispatch instead of three).
+what both need: the layout's sizes, the copy into the padded buffer, the crop, and the
+call of a generated runner (``kernels/_tap_conv_kernel.py``: copy -> kernel -> crop in
+one compiled function, so a call costs one Numba dispatch instead of three).
 """
 
 from __future__ import annotations
@@ -35,30 +35,33 @@ def buffer_length(n_planes: int, plane: int, offs: np.ndarray, n_tiles: int, wid
 
 
 @njit(parallel=True, cache=True)
-def pad_planes(x, channels, ph, pw, wp, plane, buf):
-    """``buf[n]``: the planes ``channels`` of image n, zero-padded and flattened, in a row.
+def copy_planes(x, channels, ph, pw, wp, plane, buf):
+    """``buf[n]``: the planes ``channels`` of image n, flattened in a row with their padding.
 
     Input pixel (iy, ix) of kept plane i goes to ``i*plane + (iy + ph)*wp + pw + ix``, with
-    ``wp = w + pw``: the pw zeros after a row are also the left padding of the next.
-    Plain element loops: Numba ran them ~1.2-1.8x faster than row-slice assignments. The
-    slack after the planes is never written: it stays as the buffer was made (zeros)."""
+    ``wp = w + pw``: the pw zeros after a row are also the left padding of the next. Only
+    the pixels are written: the padding (and the slack after the planes) stays as the
+    buffer was made, zeros, so a buffer must serve one layout only (``layout_key``).
+    Writing the padding zeros as well made the copy 20-25% slower (development test,
+    CaffeNet conv3's 256 planes at batch 8: 114 against 89 us)."""
     n_batch, _, h, w = x.shape
     n_chan = channels.shape[0]
     for task in prange(n_batch * n_chan):
         n, i = task // n_chan, task % n_chan
         c = channels[i]
         dst = buf[n]
-        base = i * plane
-        for j in range(base, base + ph * wp + pw):  # top padding rows, first left gap
-            dst[j] = 0
+        base = i * plane + ph * wp + pw
         for iy in range(h):
-            row = base + (iy + ph) * wp + pw
+            row = base + iy * wp
+            src = x[n, c, iy]
             for j in range(w):
-                dst[row + j] = x[n, c, iy, j]
-            for j in range(w, wp):  # the gap after the row
-                dst[row + j] = 0
-        for j in range(base + (ph + h) * wp + pw, base + plane):  # bottom padding rows
-            dst[j] = 0
+                dst[row + j] = src[j]
+
+
+def layout_key(name: str, x_shape: tuple[int, ...], g: Geometry) -> tuple:
+    """The workspace name of a padded-input buffer: one per input layout, since
+    ``copy_planes`` leaves the padding of whatever layout the buffer was made for."""
+    return (name, tuple(x_shape[1:]), g.ph, g.pw)
 
 
 @njit(parallel=True, cache=True)
@@ -122,5 +125,5 @@ def _run_on(runner: Callable[..., None], args: tuple, parallel: bool) -> None:
         numba.set_num_threads(previous)
 
 
-__all__ = ["buffer_length", "crop_add_bias", "pad_planes", "run_padded", "slp_vectorizer",
-           "wide_layout"]
+__all__ = ["buffer_length", "copy_planes", "crop_add_bias", "layout_key", "run_padded",
+           "slp_vectorizer", "wide_layout"]

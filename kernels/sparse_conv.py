@@ -30,7 +30,7 @@ from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, prange
                                threads_for)
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import CSRPacked
-from kernels.padded import buffer_length, run_padded, wide_layout
+from kernels.padded import buffer_length, layout_key, run_padded, wide_layout
 from kernels.tap_conv import CSR_TILE
 
 try:
@@ -108,7 +108,8 @@ def _direct_sparse(x: np.ndarray, csr: CSRPacked, data: np.ndarray, b: np.ndarra
     n_tiles = -(-run // CSR_TILE)
     offs = csr.input_offsets(plane, wp)
     length = buffer_length(c, plane, offs, n_tiles, CSR_TILE)
-    xbuf = csr.workspace("sparse conv input", (n, length), out.dtype, fill=0.0)
+    xbuf = csr.workspace(layout_key("sparse conv input", x.shape, g), (n, length), out.dtype,
+                         fill=0.0)
     wide = csr.workspace("sparse conv output", (n, csr.shape[0], n_tiles * CSR_TILE), out.dtype)
     args = (np.ascontiguousarray(x), np.arange(c), g.ph, g.pw, wp, plane, xbuf, csr.indptr, offs,
             data, out.dtype.type(0), n_tiles, wide, b, out)

@@ -56,7 +56,7 @@ import numpy as np
 from kernels._dispatch import NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, require_numpy
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import workspace
-from kernels.padded import buffer_length, run_padded, wide_layout
+from kernels.padded import buffer_length, layout_key, run_padded, wide_layout
 
 try:
     from kernels._tap_conv_kernel import RUNNERS
@@ -241,7 +241,7 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES) -> s
         '"""',
         "",
         "from kernels._dispatch import njit, prange, uintp",
-        "from kernels.padded import crop_add_bias, pad_planes",
+        "from kernels.padded import copy_planes, crop_add_bias",
     ]
     for f, p in tile_shapes:
         lines += ["", ""] + _kernel_source(f, p)
@@ -257,12 +257,12 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES) -> s
 
 
 def _runner_source(name: str, kernel: str, kernel_args: str) -> list[str]:
-    """Lines of a runner: the padding copy, ``kernel`` and the crop in one compiled call
-    (``kernels.padded.run_padded`` picks its threads)."""
+    """Lines of a runner: the copy into the padded buffer, ``kernel`` and the crop in one
+    compiled call (``kernels.padded.run_padded`` picks its threads)."""
     return [
         "@njit(cache=True)",
         f"def {name}(x, channels, ph, pw, wp, plane, xbuf, {kernel_args}, wide, bias, out):",
-        "    pad_planes(x, channels, ph, pw, wp, plane, xbuf)",
+        "    copy_planes(x, channels, ph, pw, wp, plane, xbuf)",
         f"    {kernel}(xbuf, {kernel_args}, wide)",
         "    crop_add_bias(wide, bias, wp, out)",
     ]
@@ -332,7 +332,8 @@ class TapPlan:
         if len(self.offs) == 0:
             out[:] = b.reshape(1, -1, 1, 1)
             return out
-        xbuf = workspace(cache, "tap conv input", (n, self.length), x.dtype, fill=0.0)
+        xbuf = workspace(cache, layout_key("tap conv input", x.shape, g), (n, self.length),
+                         x.dtype, fill=0.0)
         filters, width = self.tile
         wide = workspace(cache, "tap conv output",
                          (n, self.wt.shape[0] * filters, self.n_tiles * width), self.dtype)

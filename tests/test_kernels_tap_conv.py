@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
-from kernels.packed import column_table
+from kernels.packed import CSRPacked, column_table
+from kernels.sparse_conv import sparse_conv_numba
 from kernels.tap_conv import (TILE_SHAPES, conv_taps, conv_taps_numba, conv_taps_ref,
                               tile_shape)
 
@@ -93,6 +94,23 @@ def test_many_pixel_tiles_and_filter_blocks_at_a_caffenet_like_shape(monkeypatch
     out = conv_taps(x, w.reshape(10, -1), table, 5, 5, None, 1, 2)
     assert (31 * 26 + 27) // max(p for _, p in TILE_SHAPES) > 10
     np.testing.assert_allclose(out, conv2d_simple(x, w, None, 1, 2), rtol=1e-4, atol=1e-4)
+
+
+def test_layouts_of_the_same_size_never_share_a_padded_buffer():
+    # 13 rows padded by 1 and 11 rows padded by 2 make planes of the same size (15 x 14 +
+    # 1): a buffer shared between them would keep rows of the first in the second's padding
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    table = column_table(np.arange(27), w.shape)
+    xa = rng.standard_normal((2, 3, 13, 13)).astype(np.float32)
+    xb = rng.standard_normal((2, 3, 11, 13)).astype(np.float32)
+    cache, csr = {}, CSRPacked.from_dense(w)
+    for x, padding in [(xa, (1, 1)), (xb, (2, 1)), (xa, (1, 1)), (xb, (2, 1))]:
+        expected = conv2d_simple(x, w, None, 1, padding)
+        np.testing.assert_allclose(conv_taps_numba(x, w.reshape(5, -1), table, 3, 3, None, 1,
+                                                   padding, cache=cache), expected, **TOL[np.float32])
+        np.testing.assert_allclose(sparse_conv_numba(x, csr, None, 1, padding), expected,
+                                   **TOL[np.float32])
 
 
 def test_run_padded_uses_one_thread_only_when_asked_and_restores_the_count():
