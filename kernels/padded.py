@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, njit, prange
+from kernels._dispatch import NUMBA_AVAILABLE, njit, one_thread, prange
 from kernels.im2col import Geometry
 
 
@@ -104,25 +104,12 @@ def run_padded(runner: Callable[..., None], args: tuple, parallel: bool,
     conv3 at batch 1 (180 against 140 us, development test). ``first`` (the first call
     for a plan, when the runner may still have to compile) switches the SLP vectorizer on
     that the generated kernels need."""
-    if first:
-        with slp_vectorizer():
-            _run_on(runner, args, parallel)
-    else:
-        _run_on(runner, args, parallel)
-
-
-def _run_on(runner: Callable[..., None], args: tuple, parallel: bool) -> None:
-    if parallel or not NUMBA_AVAILABLE:
-        runner(*args)
-        return
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        runner(*args)
-    finally:
-        numba.set_num_threads(previous)
+    with one_thread(not parallel):
+        if first:
+            with slp_vectorizer():
+                runner(*args)
+        else:
+            runner(*args)
 
 
 __all__ = ["buffer_length", "copy_planes", "crop_add_bias", "layout_key", "run_padded",
