@@ -40,6 +40,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "8")
 
+# Subnormal floats flushed to zero in this thread and every thread started after it (the
+# pools of OpenBLAS and Numba among them): pruned weights decay into the subnormal range,
+# where each operation is ~25x slower (kernels._fpenv). MINIDNN_FLUSH_DENORMAL=0 opts out.
+from kernels._fpenv import set_flush_denormal  # noqa: E402
+
+FLUSH_DENORMAL = (os.environ.get("MINIDNN_FLUSH_DENORMAL", "1") != "0"
+                  and set_flush_denormal(True))
+
 import numpy as np  # noqa: E402  (after the variables above)
 
 
@@ -138,5 +146,5 @@ def require_numpy(op: str, *arrays: Any) -> None:
             )
 
 
-__all__ = ["NUMBA_AVAILABLE", "PARALLEL_MIN_ITEMS", "is_cupy_array", "njit", "one_thread",
+__all__ = ["FLUSH_DENORMAL", "NUMBA_AVAILABLE", "PARALLEL_MIN_ITEMS", "is_cupy_array", "njit", "one_thread",
            "prange", "require_numpy", "threads_for", "uintp"]
