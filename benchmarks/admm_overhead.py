@@ -37,8 +37,10 @@ def parse_args() -> argparse.Namespace:
 
 
 ARGS = parse_args()
-for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import pin_threads  # noqa: E402
+
+pin_threads(ARGS.threads)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 import minidnn  # noqa: E402  (before NumPy: it sets the thread-pool defaults)

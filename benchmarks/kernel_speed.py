@@ -42,15 +42,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
+from _common import Worker, machine_info, pin_threads, torch_available  # noqa: E402
 
 KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -74,12 +73,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--threads and --repeats must be positive")
     args.repeats = args.repeats or (5 if args.quick else 15)
     return args
-
-
-def pin_threads(n: int) -> None:
-    """Before NumPy, Numba or PyTorch start their thread pools."""
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
 
 
 def layers(quick: bool) -> list:
@@ -207,36 +200,17 @@ def torch_worker(threads: int) -> None:
         print(json.dumps({"ready": len(convs)}), flush=True)
 
 
-class TorchWorker:
+class TorchWorker(Worker):
     def __init__(self, threads: int):
-        cmd = [sys.executable, __file__, "--worker", "--threads", str(threads)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self._ask(None)
-
-    def _ask(self, line: str | None) -> dict:
-        if line is not None:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        if not reply:
-            raise RuntimeError(f"the PyTorch worker died (exit code {self.proc.wait()})")
-        return json.loads(reply)
+        super().__init__("PyTorch", [sys.executable, __file__, "--worker",
+                                     "--threads", str(threads)])
+        self.info = self.ready
 
     def setup(self, shapes: list) -> None:
-        self._ask(json.dumps({"shapes": shapes}))
+        self.ask(json.dumps({"shapes": shapes}))
 
     def round(self) -> list[float]:
-        return self._ask("round")["ms"]
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
-def torch_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
+        return self.ask("round")["ms"]
 
 
 # --- timing: one layer and batch, every case interleaved with its dense conv ------------
@@ -470,8 +444,7 @@ def environment(args, worker: TorchWorker | None) -> dict:
         "torch_version": worker.info["version"] if worker else None,
         "repeats": args.repeats,
         "quick": args.quick,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_avg_1min": round(os.getloadavg()[0], 2),
+        **machine_info(),
     }
 
 

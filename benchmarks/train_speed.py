@@ -19,16 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
+from _common import Worker, machine_info, pin_threads, run_script, torch_available  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,11 +49,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # --- workers: one engine each, driven by commands on stdin -----------------------------
-
-def pin_threads(n: int) -> None:
-    """Before numpy, numba or torch start their pools."""
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
 
 
 def epoch_batches(batch_size: int):
@@ -167,41 +161,15 @@ def serve(args) -> None:
 
 # --- the parent: alternate the workers, report medians ---------------------------------
 
-class Worker:
-    def __init__(self, engine: str, args):
-        cmd = [sys.executable, __file__, "--worker", engine, "--batch-size", str(args.batch_size),
-               "--threads", str(args.threads), "--device", args.device]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.ready = self._read()
-
-    def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"worker {self.proc.args[3]} died (exit code {self.proc.wait()})")
-        return json.loads(line)
-
-    def ask(self, command: str) -> dict:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        self.proc.stdin.write("quit\n")
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
-def torch_available() -> bool:
-    try:
-        import importlib.util
-        return importlib.util.find_spec("torch") is not None
-    except ValueError:
-        return False
+def start_worker(engine: str, args) -> Worker:
+    return Worker(engine, [sys.executable, __file__, "--worker", engine,
+                           "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                           "--device", args.device])
 
 
 def main(args) -> dict:
-    ours = Worker("minidnn", args)
-    theirs = Worker("torch", args) if not args.no_torch and torch_available() else None
+    ours = start_worker("minidnn", args)
+    theirs = start_worker("torch", args) if not args.no_torch and torch_available() else None
     per_epoch = ours.ready["batches_per_epoch"]
     chunk = min(args.batches or per_epoch, per_epoch)
     ours_s, torch_s = [], []
@@ -230,8 +198,7 @@ def main(args) -> dict:
         "gpu": info["gpu"],
         "torch_version": theirs.ask("info")["version"] if theirs else None,
         "blas": info["blas"],
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_avg_1min": round(os.getloadavg()[0], 2),
+        **machine_info(),
     }
     if torch_s:
         result["ratio"] = round(result["minidnn_epoch_s"] / result["torch_epoch_s"], 3)
@@ -244,8 +211,4 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    ARGS = parse_args()
-    if ARGS.worker:
-        serve(ARGS)
-    else:
-        print(json.dumps(main(ARGS)))
+    run_script(parse_args, serve, main)

@@ -1,0 +1,75 @@
+"""Pieces the benchmark scripts share: thread pinning and the worker processes that the
+interleaved A/B timings talk to over a pipe.
+
+Each script runs its contenders in worker processes of itself (``--worker ...``) so that
+every one sets its own thread counts and process-wide switches before NumPy, Numba or
+PyTorch load, and the parent alternates them chunk by chunk, so that both see the same
+machine load. A worker answers each command line on stdin with one JSON line on stdout.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
+
+
+def pin_threads(n: int) -> None:
+    """Before NumPy, Numba or PyTorch start their thread pools."""
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(n)
+
+
+def torch_available() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:  # a half-imported torch module without a spec
+        return False
+
+
+class Worker:
+    """A worker process: ``ready`` is its first JSON line, ``ask`` sends one command and
+    returns its JSON answer."""
+
+    def __init__(self, name: str, cmd: list[str]):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} worker died (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        """End the worker: a closed stdin ends its command loop."""
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def machine_info() -> dict:
+    """Where a timing came from: the CPU architecture, core count and the 1-minute load
+    average at the end of the run (a busy core slows every parallel loop)."""
+    import platform
+
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
+def run_script(parse_args, serve, main) -> None:
+    """The entry point of a script with workers: a worker serves commands, the parent
+    prints its result as one JSON line (always the last line printed)."""
+    args = parse_args()
+    if args.worker:
+        serve(args)
+    else:
+        print(json.dumps(main(args)))
