@@ -9,7 +9,7 @@
   columns = (c, y, x) columns) with kept weights dark: filter pruning shows as white
   rows, column pruning as white columns.
 - ``speedup_vs_flops.png``: measured speedup against the FLOP ratio, with the ideal
-  line speedup = FLOP ratio.
+  line speedup = FLOP ratio: filled markers at batch 1, open ones at batch 64.
 
 ``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
 """
@@ -127,11 +127,13 @@ def speedup_vs_flops(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.plot([1, top], [1, top], color="grey", linestyle=":", label="ideal: speedup = FLOP ratio")
     measured = [r for r in rows if r["measured_speedup"] is not None]
     for method, (marker, color) in METHOD_STYLE.items():
-        mine = [r for r in measured if r["method"] == method]
-        if mine:
-            ax.scatter([_finite(r["conv_mac_reduction"]) for r in mine],
-                       [r["measured_speedup"] for r in mine], marker=marker, color=color,
-                       label=method)
+        for key, batch, face in (("measured_speedup", 1, color),
+                                 ("measured_speedup_batch64", 64, "none")):
+            mine = [r for r in measured if r["method"] == method and r.get(key) is not None]
+            if mine:
+                ax.scatter([_finite(r["conv_mac_reduction"]) for r in mine],
+                           [r[key] for r in mine], marker=marker, edgecolors=color,
+                           facecolors=face, label=f"{method}, batch {batch}")
     if len(measured) < len(rows):
         ax.text(0.97, 0.04, "not measured (FLOP ratio only)", transform=ax.transAxes,
                 fontsize=9, ha="right")

@@ -12,7 +12,7 @@ import pytest
 
 import minidnn
 from admm import hard_prune
-from admm import phases, training
+from admm import phases, report, training
 from admm.__main__ import main
 from admm.config import ConfigError, load_config
 from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
@@ -32,7 +32,8 @@ TINY = {
     "prune": {"conv1": {"kind": "filter", "keep": 0.5}, "fc1": {"kind": "irregular", "keep": 0.2}},
 }
 ROW_KEYS = {"name", "kind", "method", "accuracy", "accuracy_drop", "compression",
-            "conv_compression", "conv_mac_reduction", "measured_speedup", "epochs"}
+            "conv_compression", "conv_mac_reduction", "measured_speedup", "epochs",
+            "measured_speedup_batch64"}
 
 
 def tiny(**changes):
@@ -125,6 +126,7 @@ def test_every_phase_writes_results_report_and_figures(finished):
     for name, row in rows.items():
         assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
         assert row["measured_speedup"] > 0  # timed on the compact model, never made up
+        assert row["measured_speedup_batch64"] > 0
         assert row["epochs"] == 2 + 3 + 1  # the same budget for every method
         assert row["kind"] == "filter" and row["method"] == name.split("_")[1]
         assert row["compression"] == pytest.approx(5860 / (50 + 1152))
@@ -156,18 +158,29 @@ def test_remeasure_times_the_compact_model_again_and_trains_nothing(finished, tm
     weights = (out / "tiny_admm" / "ckpt_retrain.npz").read_bytes()
     timed = []
     monkeypatch.setattr(phases, "measure_speedup",
-                        lambda *args, **kwargs: timed.append(args) or 7.5)
+                        lambda *args: timed.append(args[3:]) or 7.5 + len(timed))
     lines = []
     row = reproduce(finished[0] / "tiny_admm.json", out, remeasure=True, progress=False,
                     log=lines.append)
-    assert len(timed) == 1 and row["measured_speedup"] == 7.5
+    assert timed == [(), (64,)]  # batch 1 (the default), then batch 64
+    assert row["measured_speedup"] == 8.5 and row["measured_speedup_batch64"] == 9.5
     summaries = [line for line in lines if line.startswith("[")]
     assert [line.endswith("(done before)") for line in summaries] == [True] * 5 + [False] * 2
     assert row["accuracy"] == before["phases"]["evaluate"]["accuracy"]
     assert (out / "tiny_admm" / "ckpt_retrain.npz").read_bytes() == weights
     after = json.loads((out / "tiny_admm" / "state.json").read_text())
     assert after["done"] == before["done"]
-    assert json.loads((out / "results.json").read_text())["runs"][0]["measured_speedup"] == 7.5
+    assert json.loads((out / "results.json").read_text())["runs"][0]["measured_speedup"] == 8.5
+    table = (out / "results.md").read_text()
+    assert "| measured speedup (batch 1) | measured speedup (batch 64) |" in table
+    assert "| 8.50x | 9.50x |" in table
+
+
+def test_a_run_timed_before_batch_64_was_measured_says_so(finished):
+    row = json.loads((finished[0] / "results.json").read_text())["runs"][0]
+    row.pop("measured_speedup_batch64")  # as in results of an earlier version
+    line = report.results_table([row]).splitlines()[2]
+    assert line.endswith(f"| {row['measured_speedup']:.2f}x | not measured | 6 |")
 
 
 def _interrupt_at(monkeypatch, call):
@@ -206,7 +219,7 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, c
     resumed = minidnn.load(tmp_path / "interrupted/run/ckpt_retrain.npz")["model"]
     for name, weight in reference.items():
         assert np.array_equal(weight, resumed[name]), name
-    timed = ("measured_speedup",)  # a wall-clock measurement, the one thing allowed to differ
+    timed = ("measured_speedup", "measured_speedup_batch64")  # wall-clock: allowed to differ
     assert {k: v for k, v in row.items() if k not in timed} == \
         {k: v for k, v in expected.items() if k not in timed}
     assert row["measured_speedup"] > 0
