@@ -23,8 +23,10 @@ that model in three steps, walking the Conv2d and Linear layers in execution ord
    gather-im2col + GEMM over the kept channels (``channel``) or kept columns
    (``column``), or the direct sparse convolution (``csr``, irregular sparsity). Each
    candidate is timed on the layer's real input shape and batch size and the fastest is
-   kept; dense wins where too little was pruned to pay. ``CompactModel.kernels`` records
-   the choice.
+   kept; dense wins where too little was pruned to pay. A Linear layer runs as a dense
+   GEMM on its live rows and columns (``dense``) or, when at most half of what is left is
+   kept, possibly as a sparse one (``csr``, ``kernels.sparse_linear``), timed the same
+   way. ``CompactModel.kernels`` records the choice.
 
 The compact model is inference-only and runs on the CPU (NumPy arrays); its output equals
 the masked model's up to float32 rounding. ``measure_speedup`` times the two.
@@ -43,6 +45,7 @@ import numpy as np
 from kernels.compact_conv import conv_channel_compact, conv_column_compact, conv_filter_compact
 from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
 from kernels.sparse_conv import sparse_conv
+from kernels.sparse_linear import sparse_linear
 from minidnn import nn
 from minidnn.tensor import Tensor, no_grad
 
@@ -50,7 +53,8 @@ from .stats import (TracedLayer, _effective_masks, _host_masks, _read_filters, r
                     trace_layers)
 
 KERNELS = ("dense", "filter", "channel", "column", "csr")
-CSR_MAX_DENSITY = 0.5  # denser than this, the direct sparse conv never beats dense: not timed
+LINEAR_KERNELS = ("dense", "csr")
+CSR_MAX_DENSITY = 0.5  # denser than this, the sparse kernels never beat dense: not timed
 CHANNEL_WISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.Dropout)
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -96,17 +100,18 @@ class CompactConv2d(nn.Module):
 
 
 class CompactLinear(nn.Module):
-    """Inference-only Linear on the live rows and input columns: ``y = x W^T + b``."""
+    """Inference-only Linear on the live rows and input columns, ``y = x W^T + b``, by a
+    dense GEMM or the sparse kernel."""
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+    def __init__(self, run: Runner, kernel: str, shape: tuple[int, int]):
         super().__init__()
-        self.weight_t, self.bias = np.ascontiguousarray(weight.T), bias
+        self.run, self.kernel, self.shape = run, kernel, shape
 
     def forward(self, x: Tensor) -> Tensor:
-        return Tensor(x.data @ self.weight_t + self.bias)
+        return Tensor(self.run(x.data))
 
     def extra_repr(self) -> str:
-        return f"{self.weight_t.shape[0]}, {self.weight_t.shape[1]}"
+        return f"{self.shape[1]}, {self.shape[0]}, kernel={self.kernel}"
 
 
 class CompactModel:
@@ -148,7 +153,7 @@ class CompactModel:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(lines + ["", f"kernels timed at batch {self.batch_size} on input "
-                                      f"{self.input_shape} (-: forced, or a Linear)"])
+                                      f"{self.input_shape} (-: forced)"])
 
 
 def _masked_copy(model: nn.Module, masks: Mapping[str, np.ndarray]) -> nn.Module:
@@ -280,8 +285,20 @@ def _scatter_filters(packed: FilterPacked, b: np.ndarray, stride: Any, padding: 
     return run
 
 
+def linear_runner(kernel: str, w: np.ndarray, mask: np.ndarray, b: np.ndarray) -> Runner:
+    """A callable ``x -> x (w * mask)^T + b`` that runs ``kernel`` (``LINEAR_KERNELS``)."""
+    if kernel == "dense":
+        wt = np.ascontiguousarray((w * mask).T)
+        return lambda x: x @ wt + b
+    csr = CSRPacked.from_dense(w, mask)
+    return lambda x: sparse_linear(x, csr, b)
+
+
 def candidate_kernels(mask: np.ndarray) -> list[str]:
-    """The kernels worth timing for a conv whose kept weights are ``mask`` (F, C, kh, kw)."""
+    """The kernels worth timing for a conv whose kept weights are ``mask`` (F, C, kh, kw),
+    or for a Linear layer's (F, K) ``mask``."""
+    if mask.ndim == 2:
+        return ["dense", "csr"] if mask.mean() <= CSR_MAX_DENSITY else ["dense"]
     names = ["dense", "filter"]
     if not mask.any(axis=(0, 2, 3)).all():
         names.append("channel")
@@ -308,11 +325,14 @@ def time_ms(runs: Mapping[str, Callable[[], Any]], repeats: int,
 
 def choose_kernel(w: np.ndarray, mask: np.ndarray, b: np.ndarray, stride: Any, padding: Any,
                   x: np.ndarray, repeats: int = 5) -> tuple[str, Runner, dict[str, float]]:
-    """Time every candidate kernel on ``x`` and return the fastest with all the timings.
+    """Time every candidate kernel on ``x`` and return the fastest with all the timings
+    (a Linear layer's when ``w`` is 2-D; ``stride`` and ``padding`` are then unused).
 
     A kernel's time is its fastest run: on a shared machine other work only ever adds time.
     """
-    runners = {k: conv_runner(k, w, mask, b, stride, padding) for k in candidate_kernels(mask)}
+    runners = {k: (linear_runner(k, w, mask, b) if w.ndim == 2 else
+                   conv_runner(k, w, mask, b, stride, padding))
+               for k in candidate_kernels(mask)}
     timings = time_ms({k: (lambda r=r: r(x)) for k, r in runners.items()}, repeats, min)
     best = min(timings, key=timings.get)
     return best, runners[best], timings
@@ -320,17 +340,24 @@ def choose_kernel(w: np.ndarray, mask: np.ndarray, b: np.ndarray, stride: Any, p
 
 def _check_kernels(kernels: str | Mapping[str, str] | None,
                    layers: list[TracedLayer]) -> dict[str, str]:
-    """Normalise the ``kernels`` argument to {conv name: forced kernel}."""
-    convs = [layer.name for layer in layers if layer.type == "conv"]
+    """Normalise the ``kernels`` argument to {layer name: forced kernel}: a name forces
+    every conv, and every Linear too if it is one of ``LINEAR_KERNELS``."""
+    allowed = {layer.name: KERNELS if layer.type == "conv" else LINEAR_KERNELS
+               for layer in layers}
     if kernels is None:
         return {}
-    forced = dict.fromkeys(convs, kernels) if isinstance(kernels, str) else dict(kernels)
+    if isinstance(kernels, str):
+        if kernels not in KERNELS:
+            raise ValueError(f"unknown kernel {kernels!r}: expected one of {', '.join(KERNELS)}")
+        return {name: kernels for name, names in allowed.items() if kernels in names}
+    forced = dict(kernels)
     for name, kernel in forced.items():
-        if name not in convs:
-            raise KeyError(f"kernel forced for {name!r}, which is not a conv layer: {convs}")
-        if kernel not in KERNELS:
+        if name not in allowed:
+            raise KeyError(f"kernel forced for {name!r}, which is not a conv or Linear layer: "
+                           f"{list(allowed)}")
+        if kernel not in allowed[name]:
             raise ValueError(f"unknown kernel {kernel!r} for {name}: expected one of "
-                             f"{', '.join(KERNELS)}")
+                             f"{', '.join(allowed[name])}")
     return forced
 
 
@@ -368,16 +395,18 @@ def _compact_layer(work: nn.Module, layer: TracedLayer, mask: np.ndarray, live_i
     choice = LayerChoice(layer.name, layer.type, layer.weight_shape, tuple(w.shape), "dense",
                          float(mask.mean()) if mask.size else 0.0, int((~live_out).sum()),
                          int((~live_in).sum()))
-    if layer.type == "linear":
-        return CompactLinear(w, b), choice, live_out
+    stride, padding = (mod.stride, mod.padding) if layer.type == "conv" else (None, None)
     if kernel is None:
         x = np.random.default_rng(0).standard_normal(
             (batch_size, int(live_in.sum()), *layer.input_shape[2:])).astype(np.float32)
-        kernel, run, choice.timings_ms = choose_kernel(w, mask, b, mod.stride, mod.padding, x,
-                                                       repeats)
+        kernel, run, choice.timings_ms = choose_kernel(w, mask, b, stride, padding, x, repeats)
+    elif layer.type == "linear":
+        run = linear_runner(kernel, w, mask, b)
     else:
-        run = conv_runner(kernel, w, mask, b, mod.stride, mod.padding)
+        run = conv_runner(kernel, w, mask, b, stride, padding)
     choice.kernel = kernel
+    if layer.type == "linear":
+        return CompactLinear(run, kernel, tuple(w.shape)), choice, live_out
     return CompactConv2d(run, kernel, bias_map), choice, live_out
 
 
@@ -387,9 +416,10 @@ def compact(model: nn.Module, masks: Mapping[str, Any],
     """The compact inference model of ``model`` pruned by ``masks`` (see the module docstring).
 
     ``masks`` are ``{param_name: boolean array}`` as ``admm.hard_prune`` returns them (a
-    weight without a mask is dense); ``input_shape`` is one sample's shape. Conv kernels
-    are timed at ``batch_size``, each candidate ``repeats`` times, unless ``kernels``
-    forces one for every conv (a name from ``KERNELS``) or for some (``{layer: name}``).
+    weight without a mask is dense); ``input_shape`` is one sample's shape. Kernels are
+    timed at ``batch_size``, each candidate ``repeats`` times, unless ``kernels`` forces
+    one for every layer that has it (a name from ``KERNELS``; Linear layers have
+    ``LINEAR_KERNELS``) or for some (``{layer: name}``).
     ``model`` itself is not changed.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

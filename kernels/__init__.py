@@ -8,6 +8,7 @@
 - ``kernels.compact_conv``, ``kernels.tap_conv``: structured-pruned convs (kn2row,
   gather-im2col + GEMM, a register-blocked direct conv), the fastest timed per shape.
 - ``kernels.sparse_conv``: direct sparse convolution on CSR weights.
+- ``kernels.sparse_linear``: a Linear layer with a CSR weight (irregularly pruned fc layers).
 
 Every module has ``*_ref`` (NumPy), ``*_numba`` (Numba CPU) and a dispatcher without a
 suffix that picks the kernel for the array it is given. The GPU versions live beside them:

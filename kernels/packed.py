@@ -26,12 +26,15 @@ import numpy as np
 Shape4 = tuple[int, int, int, int]
 
 
-def masked_weight(weight: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """``weight * mask`` after checking both: a 4-D float weight and a mask of its shape."""
-    if not isinstance(weight, np.ndarray) or weight.ndim != 4:
+def masked_weight(weight: np.ndarray, mask: np.ndarray | None,
+                  linear_too: bool = False) -> np.ndarray:
+    """``weight * mask`` after checking both: a 4-D float weight (or, with ``linear_too``,
+    a 2-D one) and a mask of its shape."""
+    if not isinstance(weight, np.ndarray) or weight.ndim not in ((2, 4) if linear_too else (4,)):
         raise ValueError(
-            "expected a conv weight as a 4-D NumPy array (F, C, kh, kw), got "
-            f"{getattr(weight, 'shape', type(weight).__name__)}"
+            "expected a conv weight as a 4-D NumPy array (F, C, kh, kw)"
+            + (" or a Linear weight as a 2-D one (F, K)" if linear_too else "")
+            + f", got {getattr(weight, 'shape', type(weight).__name__)}"
         )
     if not np.issubdtype(weight.dtype, np.floating):
         raise TypeError(f"conv weight must be floating point, got dtype {weight.dtype}")
@@ -173,7 +176,8 @@ class ColumnPacked(Packed):
 
 @dataclass(frozen=True, eq=False)
 class CSRPacked(Packed):
-    """Irregular sparsity: compressed sparse rows of the ``(F, C*kh*kw)`` GEMM matrix.
+    """Irregular sparsity: compressed sparse rows of the ``(F, C*kh*kw)`` GEMM matrix (or
+    of a Linear layer's ``(F, K)`` weight, for ``kernels.sparse_linear``).
 
     Row ``f`` holds ``data[indptr[f]:indptr[f+1]]`` at columns ``indices[...]``. The direct
     sparse convolution reads the input at ``input_offsets(plane, wp)`` instead: column
@@ -185,11 +189,11 @@ class CSRPacked(Packed):
     indptr: np.ndarray  # (F+1,) int64
     indices: np.ndarray  # (nnz,) int64 flat column indices, ascending within a row
     data: np.ndarray  # (nnz,) the kept weights
-    shape: Shape4
+    shape: tuple[int, ...]  # (F, C, kh, kw), or (F, K) for a Linear weight
 
     @classmethod
     def from_dense(cls, weight: np.ndarray, mask: np.ndarray | None = None) -> CSRPacked:
-        w = masked_weight(weight, mask).reshape(weight.shape[0], -1)
+        w = masked_weight(weight, mask, linear_too=True).reshape(weight.shape[0], -1)
         rows, cols = np.nonzero(w)  # C order: by row, then by column
         indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])

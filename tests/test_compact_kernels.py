@@ -304,7 +304,9 @@ def test_bad_inputs_are_refused_where_they_enter():
     with pytest.raises(ValueError, match="mask must have the weight's shape"):
         FilterPacked.from_dense(w, np.ones((2, 3, 3), bool))
     with pytest.raises(ValueError, match="4-D"):
-        CSRPacked.from_dense(np.ones((2, 3)), None)
+        CSRPacked.from_dense(np.ones((2, 3, 3)), None)
+    with pytest.raises(ValueError, match="needs the CSR of a 4-D conv weight"):
+        sparse_conv_numba(np.ones((1, 3, 5, 5), np.float32), CSRPacked.from_dense(np.ones((2, 3))))
     x = np.ones((1, 4, 5, 5), np.float32)
     with pytest.raises(ValueError, match="input has 4 channels, the weight expects 3"):
         conv_column_compact(x, ColumnPacked.from_dense(w))

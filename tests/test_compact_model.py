@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from admm import hard_prune
-from admm.compact import KERNELS, compact, masked_model, measure_speedup
+from admm.compact import KERNELS, LINEAR_KERNELS, compact, masked_model, measure_speedup
 from minidnn import nn
 from minidnn.models import LeNet5, LeNet300100, SmallVGG
 from minidnn.tensor import Tensor, no_grad
@@ -49,7 +49,24 @@ def test_every_kernel_gives_the_masked_model(kernel):
                                "conv2": {"kind": "irregular", "keep": 0.2}})
     compacted = compact(model, masks, kernels=kernel)
     assert compacted.kernels["conv1"] == compacted.kernels["conv2"] == kernel
+    if kernel in LINEAR_KERNELS:  # a name that Linear layers have forces them too
+        assert compacted.kernels["fc1"] == compacted.kernels["fc2"] == kernel
     assert_close(*outputs(model, masks, compacted))
+
+
+@pytest.mark.parametrize("kernel", LINEAR_KERNELS)
+def test_irregular_linear_layers_run_dense_or_sparse(kernel):
+    model = LeNet5(seed=4)
+    spec = {"conv2": {"kind": "irregular", "keep": 0.3}, "fc1": {"kind": "irregular", "keep": 0.02},
+            "fc2": {"kind": "irregular", "keep": 0.4}}
+    masks = hard_prune(model, spec)
+    compacted = compact(model, masks, kernels={"fc1": kernel, "fc2": kernel})
+    assert compacted.kernels["fc1"] == compacted.kernels["fc2"] == kernel
+    for n in (1, 5):
+        assert_close(*outputs(model, masks, compacted, n=n))
+    timed = {c.name: c for c in compact(model, masks, batch_size=8, repeats=1).layers}
+    assert set(timed["fc1"].timings_ms) == {"dense", "csr"}  # 2% kept: both are timed
+    assert timed["fc1"].kernel in LINEAR_KERNELS
 
 
 def test_removed_filters_remove_the_next_layers_inputs():
@@ -131,6 +148,10 @@ def test_unknown_layers_and_bad_arguments_are_refused():
         compact(model, {})
     with pytest.raises(ValueError, match="unknown kernel"):
         compact(LeNet5(seed=0), {}, kernels="winograd")
+    with pytest.raises(ValueError, match="unknown kernel 'filter' for fc1: expected one of dense, csr"):
+        compact(LeNet5(seed=0), {}, kernels={"fc1": "filter"})
+    with pytest.raises(KeyError, match="not a conv or Linear layer"):
+        compact(LeNet5(seed=0), {}, kernels={"pool1": "dense"})
     with pytest.raises(KeyError, match="conv9.weight"):
         compact(LeNet5(seed=0), {"conv9.weight": np.ones(3, bool)})
     with pytest.raises(ValueError, match="expects a NumPy array"):
