@@ -10,6 +10,9 @@
   rows, column pruning as white columns.
 - ``speedup_vs_flops.png``: measured speedup against the FLOP ratio, with the ideal
   line speedup = FLOP ratio: filled markers at batch 1, open ones at batch 64.
+- ``accuracy_by_phase.png``: per kind of sparsity, each run's test accuracy through the
+  pipeline: dense, at the end of its method (ADMM rounds, iterative magnitude pruning or
+  SSL), right after hard pruning, after masked retraining.
 
 ``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
 """
@@ -145,13 +148,43 @@ def speedup_vs_flops(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
+PHASES = ("dense", "end of method", "hard-pruned", "retrained")
+
+
+def accuracy_by_phase(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """One panel per kind: a line per run through ``PHASES`` (SGD W-steps dashed)."""
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    cols = min(3, len(kinds))
+    grid = -(-len(kinds) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * grid))
+    axes = np.atleast_1d(fig.subplots(grid, cols, squeeze=False)).ravel()
+    for ax, kind in zip(axes, kinds):
+        for r in (r for r in rows if r["kind"] == kind):
+            marker, color = METHOD_STYLE.get(r["method"], ("x", "black"))
+            accuracies = [100 * r[k] for k in ("dense_accuracy", "accuracy_before_hard_prune",
+                                               "accuracy_after_hard_prune", "accuracy")]
+            label = r["method"] + ("" if r.get("optimizer", "adam") == "adam"
+                                   else f" ({r['optimizer']} W-step)")
+            ax.plot(range(len(PHASES)), accuracies, "-" if "W-step" not in label else "--",
+                    marker=marker, color=color, label=f"{label}: {accuracies[-1]:.2f}%")
+        ax.set_xticks(range(len(PHASES)), PHASES, fontsize=8)
+        ax.set_title(kind, fontsize=10)
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=7, loc="best")
+    for ax in axes[len(kinds):]:
+        ax.set_visible(False)
+    fig.suptitle("Test accuracy through the pipeline (legend: after retraining)")
+    return _save(fig, path)
+
+
 def write_figures(rows: Sequence[Mapping[str, Any]], masks: Mapping[str, Mapping[str, np.ndarray]],
                   directory: Path) -> list[Path]:
     """Every figure for ``rows`` (results.json's runs) and each run's masks; their paths."""
     paths = [accuracy_vs_compression(rows, directory / "accuracy_vs_compression.png"),
              residual_curves(rows, directory / "residuals.png"),
              kept_fractions(rows, directory / "kept_fraction.png"),
-             speedup_vs_flops(rows, directory / "speedup_vs_flops.png")]
+             speedup_vs_flops(rows, directory / "speedup_vs_flops.png"),
+             accuracy_by_phase(rows, directory / "accuracy_by_phase.png")]
     paths += [survivors(name, run_masks, directory / f"survivors_{name}.png")
               for name, run_masks in masks.items()]
     return [p for p in paths if p is not None]

@@ -140,7 +140,8 @@ def test_every_phase_writes_results_report_and_figures(finished):
     assert "| tiny_ssl | filter | ssl |" in md and "| conv1 | 4x1x5x5 | 2/4 |" in md
     figures = {p.name for p in (out / "figures").glob("*.png") if p.stat().st_size > 1000}
     assert figures >= {"accuracy_vs_compression.png", "residuals.png", "kept_fraction.png",
-                       "speedup_vs_flops.png", "survivors_tiny_admm.png", "survivors_tiny_ssl.png"}
+                       "speedup_vs_flops.png", "survivors_tiny_admm.png", "survivors_tiny_ssl.png",
+                       "accuracy_by_phase.png"}
     phases = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
     assert phases[:7] == ["[pretrain]", "[magnitude]", "[hard_prune]", "[retrain]", "[evaluate]",
                           "[compact]", "[report]"]
