@@ -24,9 +24,10 @@ that model in three steps, walking the Conv2d and Linear layers in execution ord
    (``column``), or the direct sparse convolution (``csr``, irregular sparsity). Each
    candidate is timed on the layer's real input shape and batch size and the fastest is
    kept; dense wins where too little was pruned to pay. A Linear layer runs as a dense
-   GEMM on its live rows and columns (``dense``) or, when at most half of what is left is
-   kept, possibly as a sparse one (``csr``, ``kernels.sparse_linear``), timed the same
-   way. ``CompactModel.kernels`` records the choice.
+   GEMM on its live rows and columns (``dense``), on only the input columns that some
+   kept weight reads (``column``: the input's columns gathered first; a column-pruned fc1
+   reads a quarter of the conv maps' pixels it is given) or, when at most half of what is
+   left is kept, as a sparse one (``csr``, ``kernels.sparse_linear``), timed the same way. ``CompactModel.kernels`` records the choice.
 
 The compact model is inference-only and runs on the CPU (NumPy arrays); its output equals
 the masked model's up to float32 rounding. ``measure_speedup`` times the two.
@@ -53,7 +54,7 @@ from .stats import (TracedLayer, _effective_masks, _host_masks, _read_filters, r
                     trace_layers)
 
 KERNELS = ("dense", "filter", "channel", "column", "csr")
-LINEAR_KERNELS = ("dense", "csr")
+LINEAR_KERNELS = ("dense", "column", "csr")
 CSR_MAX_DENSITY = 0.5  # denser than this, the sparse kernels never beat dense: not timed
 CHANNEL_WISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.Dropout)
 
@@ -286,10 +287,16 @@ def _scatter_filters(packed: FilterPacked, b: np.ndarray, stride: Any, padding: 
 
 
 def linear_runner(kernel: str, w: np.ndarray, mask: np.ndarray, b: np.ndarray) -> Runner:
-    """A callable ``x -> x (w * mask)^T + b`` that runs ``kernel`` (``LINEAR_KERNELS``)."""
+    """A callable ``x -> x (w * mask)^T + b`` that runs ``kernel`` (``LINEAR_KERNELS``):
+    ``dense`` the GEMM on the whole weight, ``column`` a gather of the input columns some
+    kept weight reads and the GEMM on those columns only, ``csr`` the sparse kernel."""
     if kernel == "dense":
         wt = np.ascontiguousarray((w * mask).T)
         return lambda x: x @ wt + b
+    if kernel == "column":
+        cols = np.flatnonzero(mask.any(axis=0))
+        wt = np.ascontiguousarray((w * mask)[:, cols].T)
+        return lambda x: x[:, cols] @ wt + b
     csr = CSRPacked.from_dense(w, mask)
     return lambda x: sparse_linear(x, csr, b)
 
@@ -298,7 +305,12 @@ def candidate_kernels(mask: np.ndarray) -> list[str]:
     """The kernels worth timing for a conv whose kept weights are ``mask`` (F, C, kh, kw),
     or for a Linear layer's (F, K) ``mask``."""
     if mask.ndim == 2:
-        return ["dense", "csr"] if mask.mean() <= CSR_MAX_DENSITY else ["dense"]
+        names = ["dense"]
+        if not mask.any(axis=0).all():
+            names.append("column")
+        if mask.mean() <= CSR_MAX_DENSITY:
+            names.append("csr")
+        return names
     names = ["dense", "filter"]
     if not mask.any(axis=(0, 2, 3)).all():
         names.append("channel")

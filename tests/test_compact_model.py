@@ -55,6 +55,18 @@ def test_every_kernel_gives_the_masked_model(kernel):
 
 
 @pytest.mark.parametrize("kernel", LINEAR_KERNELS)
+def test_column_pruned_linear_reads_only_its_kept_columns(kernel):
+    model = LeNet5(seed=5)
+    masks = hard_prune(model, {"conv2": {"kind": "column", "keep": 0.2},
+                               "fc1": {"kind": "column", "keep": 0.25}})
+    compacted = compact(model, masks, kernels={"fc1": kernel})
+    assert compacted.kernels["fc1"] == kernel
+    assert_close(*outputs(model, masks, compacted, n=4))
+    timed = {c.name: c for c in compact(model, masks, batch_size=8, repeats=1).layers}
+    assert set(timed["fc1"].timings_ms) == {"dense", "column", "csr"}  # 1/4 of 800 columns
+
+
+@pytest.mark.parametrize("kernel", LINEAR_KERNELS)
 def test_irregular_linear_layers_run_dense_or_sparse(kernel):
     model = LeNet5(seed=4)
     spec = {"conv2": {"kind": "irregular", "keep": 0.3}, "fc1": {"kind": "irregular", "keep": 0.02},
@@ -148,7 +160,7 @@ def test_unknown_layers_and_bad_arguments_are_refused():
         compact(model, {})
     with pytest.raises(ValueError, match="unknown kernel"):
         compact(LeNet5(seed=0), {}, kernels="winograd")
-    with pytest.raises(ValueError, match="unknown kernel 'filter' for fc1: expected one of dense, csr"):
+    with pytest.raises(ValueError, match="unknown kernel 'filter' for fc1: expected one of dense, column, csr"):
         compact(LeNet5(seed=0), {}, kernels={"fc1": "filter"})
     with pytest.raises(KeyError, match="not a conv or Linear layer"):
         compact(LeNet5(seed=0), {}, kernels={"pool1": "dense"})
