@@ -27,7 +27,8 @@ that model in three steps, walking the Conv2d and Linear layers in execution ord
    GEMM on its live rows and columns (``dense``), on only the input columns that some
    kept weight reads (``column``: the input's columns gathered first; a column-pruned fc1
    reads a quarter of the conv maps' pixels it is given) or, when at most half of what is
-   left is kept, as a sparse one (``csr``, ``kernels.sparse_linear``), timed the same way. ``CompactModel.kernels`` records the choice.
+   left is kept, as a sparse one (``csr``, ``kernels.sparse_linear``), timed the same
+   way. ``CompactModel.kernels`` records the choice.
 
 The compact model is inference-only and runs on the CPU (NumPy arrays); its output equals
 the masked model's up to float32 rounding. ``measure_speedup`` times the two.
@@ -101,8 +102,8 @@ class CompactConv2d(nn.Module):
 
 
 class CompactLinear(nn.Module):
-    """Inference-only Linear on the live rows and input columns, ``y = x W^T + b``, by a
-    dense GEMM or the sparse kernel."""
+    """Inference-only Linear on the live rows and input columns, ``y = x W^T + b``, by one
+    of ``LINEAR_KERNELS`` (``linear_runner``)."""
 
     def __init__(self, run: Runner, kernel: str, shape: tuple[int, int]):
         super().__init__()
@@ -290,29 +291,20 @@ def linear_runner(kernel: str, w: np.ndarray, mask: np.ndarray, b: np.ndarray) -
     """A callable ``x -> x (w * mask)^T + b`` that runs ``kernel`` (``LINEAR_KERNELS``):
     ``dense`` the GEMM on the whole weight, ``column`` a gather of the input columns some
     kept weight reads and the GEMM on those columns only, ``csr`` the sparse kernel."""
-    if kernel == "dense":
-        wt = np.ascontiguousarray((w * mask).T)
-        return lambda x: x @ wt + b
-    if kernel == "column":
-        cols = np.flatnonzero(mask.any(axis=0))
-        wt = np.ascontiguousarray((w * mask)[:, cols].T)
-        return lambda x: x[:, cols] @ wt + b
-    csr = CSRPacked.from_dense(w, mask)
-    return lambda x: sparse_linear(x, csr, b)
+    if kernel == "csr":
+        csr = CSRPacked.from_dense(w, mask)
+        return lambda x: sparse_linear(x, csr, b)
+    cols = slice(None) if kernel == "dense" else np.flatnonzero(mask.any(axis=0))
+    wt = np.ascontiguousarray((w * mask)[:, cols].T)
+    return lambda x: x[:, cols] @ wt + b
 
 
 def candidate_kernels(mask: np.ndarray) -> list[str]:
     """The kernels worth timing for a conv whose kept weights are ``mask`` (F, C, kh, kw),
     or for a Linear layer's (F, K) ``mask``."""
-    if mask.ndim == 2:
-        names = ["dense"]
-        if not mask.any(axis=0).all():
-            names.append("column")
-        if mask.mean() <= CSR_MAX_DENSITY:
-            names.append("csr")
-        return names
-    names = ["dense", "filter"]
-    if not mask.any(axis=(0, 2, 3)).all():
+    conv = mask.ndim == 4
+    names = ["dense", "filter"] if conv else ["dense"]
+    if conv and not mask.any(axis=(0, 2, 3)).all():
         names.append("channel")
     if not mask.reshape(mask.shape[0], -1).any(axis=0).all():
         names.append("column")

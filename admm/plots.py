@@ -157,15 +157,15 @@ def accuracy_by_phase(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     cols = min(3, len(kinds))
     grid = -(-len(kinds) // cols)
     fig = Figure(figsize=(4.2 * cols, 3.4 * grid))
-    axes = np.atleast_1d(fig.subplots(grid, cols, squeeze=False)).ravel()
+    axes = fig.subplots(grid, cols, squeeze=False).ravel()
     for ax, kind in zip(axes, kinds):
         for r in (r for r in rows if r["kind"] == kind):
             marker, color = METHOD_STYLE.get(r["method"], ("x", "black"))
             accuracies = [100 * r[k] for k in ("dense_accuracy", "accuracy_before_hard_prune",
                                                "accuracy_after_hard_prune", "accuracy")]
-            label = r["method"] + ("" if r.get("optimizer", "adam") == "adam"
-                                   else f" ({r['optimizer']} W-step)")
-            ax.plot(range(len(PHASES)), accuracies, "-" if "W-step" not in label else "--",
+            adam = r.get("optimizer", "adam") == "adam"
+            label = r["method"] + ("" if adam else f" ({r['optimizer']} W-step)")
+            ax.plot(range(len(PHASES)), accuracies, "-" if adam else "--",
                     marker=marker, color=color, label=f"{label}: {accuracies[-1]:.2f}%")
         ax.set_xticks(range(len(PHASES)), PHASES, fontsize=8)
         ax.set_title(kind, fontsize=10)

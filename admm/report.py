@@ -3,10 +3,11 @@
 ``results.json`` is ``{"dense": {"accuracy", ...}, "runs": [row, ...]}``; a row holds
 ``name, kind, method, accuracy, accuracy_drop, compression, conv_compression,
 conv_mac_reduction, measured_speedup, epochs`` (and more: the measured speedup at batch
-64, residuals, per-layer kept fractions, targets). ``results.md`` has the same as a table, the side claims (light
-pruning against the dense model; Adam against SGD as the ADMM W-step), each run's
-per-layer sparsity table (``admm.stats.to_markdown``) and the figures. A report covers
-every finished run in the output directory, so runs added later join the table.
+64, residuals, per-layer kept fractions, targets). ``results.md`` has the same as a
+table, the side claims (light pruning against the dense model; Adam against SGD as the
+ADMM W-step), each run's per-layer sparsity table (``admm.stats.to_markdown``) and the
+figures. A report covers every finished run in the output directory, so runs added later
+join the table.
 """
 from __future__ import annotations
 
