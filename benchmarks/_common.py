@@ -23,6 +23,16 @@ def pin_threads(n: int) -> None:
         os.environ[var] = str(n)
 
 
+def limit_blas(n: int) -> None:
+    """BLAS to ``n`` threads through threadpoolctl, after NumPy has loaded; without
+    threadpoolctl the variables ``pin_threads`` set still pin it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(n)
+
+
 def torch_available() -> bool:
     try:
         return importlib.util.find_spec("torch") is not None

@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
 
 ARGS = parse_args()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_threads  # noqa: E402
+from _common import limit_blas, pin_threads  # noqa: E402
 
 pin_threads(ARGS.threads)
 
@@ -73,11 +73,7 @@ def trainer(with_admm: bool, update_every: int):
 
 
 def main(args) -> dict:
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:  # the variables set above still pin BLAS
-        pass
+    limit_blas(args.threads)
     images, labels = load_fashion_mnist("train")
     order = np.random.default_rng(0).permutation(len(labels))
     per_epoch = len(labels) // args.batch_size

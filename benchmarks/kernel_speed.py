@@ -49,7 +49,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
-from _common import Worker, machine_info, pin_threads, torch_available  # noqa: E402
+from _common import Worker, limit_blas, machine_info, pin_threads, torch_available  # noqa: E402
 
 KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -458,11 +458,7 @@ def main(args) -> dict:
     import numba
 
     numba.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:  # the variables set by pin_threads still pin BLAS
-        pass
+    limit_blas(args.threads)
     rows = []
     try:
         for shape in layers(args.quick):

@@ -7,9 +7,10 @@ LeNet-5's fc1 (500 x 800) and LeNet-300-100's fc1 (300 x 784), weights kept at r
 without the sparse kernel (``x @ W^T + b`` on the masked weight, NumPy's BLAS),
 ``csr_ms`` is ``kernels.sparse_linear`` on the same weight packed as CSR. Both run
 alternately in short bursts (medians over ``--repeats`` rounds after a warm-up; see
-``time_pair``), threads pinned (BLAS and Numba) before NumPy loads. The last line printed is one JSON object with ``rows`` (layer,
-batch, density, dense_ms, csr_ms, speedup = dense_ms / csr_ms) and ``crossover``: per
-layer and batch the highest density at which the sparse kernel was faster.
+``time_pair``), threads pinned (BLAS and Numba) before NumPy loads. The last line
+printed is one JSON object with ``rows`` (layer, batch, density, dense_ms, csr_ms,
+speedup = dense_ms / csr_ms) and ``crossover``: per layer and batch the highest density
+at which the sparse kernel was faster.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-from _common import machine_info, pin_threads  # noqa: E402
+from _common import limit_blas, machine_info, pin_threads  # noqa: E402
 
 LAYERS = {"lenet5.fc1": (500, 800), "lenet300100.fc1": (300, 784)}
 DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -64,11 +65,7 @@ def main(args) -> dict:
     import numpy as np
     from kernels.packed import CSRPacked
     from kernels.sparse_linear import sparse_linear
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:  # the variables set by pin_threads still pin BLAS
-        pass
+    limit_blas(args.threads)
 
     rng = np.random.default_rng(0)
     rows = []

@@ -35,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
-from _common import Worker, machine_info, pin_threads, run_script  # noqa: E402
+from _common import Worker, limit_blas, machine_info, pin_threads, run_script  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,11 +91,7 @@ def serve(args) -> None:
     from admm.models import build_model
     from minidnn import optim
     from minidnn.data import DataLoader, load_fashion_mnist
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:  # the variables set above still pin BLAS
-        pass
+    limit_blas(args.threads)
 
     ckpt = Path(args.checkpoint)
     config = load_config(json.loads((ckpt.parent / "state.json").read_text())["config"])

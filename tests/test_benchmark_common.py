@@ -40,3 +40,11 @@ def test_machine_info_names_cores_and_load():
     info = _common.machine_info()
     assert info["machine"].endswith(f"{os.cpu_count()} cores")
     assert info["load_avg_1min"] >= 0
+
+
+def test_limit_blas_sets_the_blas_pools():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits():  # restores the pools' sizes on exit
+        _common.limit_blas(1)
+        blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        assert blas and all(p["num_threads"] == 1 for p in blas)
