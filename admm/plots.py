@@ -15,6 +15,8 @@
   SSL), right after hard pruning, after masked retraining.
 
 ``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
+Each ``name(rows, path)`` saves what ``name_figure(rows)`` draws; the tests read the
+drawn data back from the ``Figure``.
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def _finite(value: Any) -> float:
 
 
 def accuracy_vs_compression(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    return _save(accuracy_vs_compression_figure(rows), path)
+
+
+def accuracy_vs_compression_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     fig = Figure(figsize=(10, 4))
     for ax, key, label in zip(fig.subplots(1, 2), ("compression", "conv_mac_reduction"),
                               ("compression (total / kept weights)", "conv MAC reduction")):
@@ -59,10 +65,16 @@ def accuracy_vs_compression(rows: Sequence[Mapping[str, Any]], path: Path) -> Pa
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=8)
     fig.suptitle("Accuracy against compression")
-    return _save(fig, path)
+    return fig
 
 
 def residual_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    fig = residual_curves_figure(rows)
+    return None if fig is None else _save(fig, path)
+
+
+def residual_curves_figure(rows: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """``None`` when no ADMM run has residuals."""
     admm_rows = [r for r in rows if r["method"] == "admm" and r["residuals"]]
     if not admm_rows:
         return None
@@ -78,10 +90,14 @@ def residual_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | Non
     both = len({r["optimizer"] for r in admm_rows}) > 1
     ax.set_title("ADMM convergence" + (": Adam (solid) and SGD (dashed) W-steps" if both else ""))
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
 def kept_fractions(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    return _save(kept_fractions_figure(rows), path)
+
+
+def kept_fractions_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     """One bar per layer for each distinct set of kept fractions (methods share specs)."""
     layers = [l["layer"] for l in rows[0]["layers"]]
     distinct: dict[tuple, Mapping[str, Any]] = {}
@@ -99,11 +115,17 @@ def kept_fractions(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.set_ylabel("kept fraction of weights")
     ax.set_title("Kept weights per layer")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def survivors(name: str, masks: Mapping[str, np.ndarray], path: Path) -> Path | None:
-    """Each pruned conv weight as its (filters x columns) GEMM matrix, kept weights dark."""
+    fig = survivors_figure(name, masks)
+    return None if fig is None else _save(fig, path)
+
+
+def survivors_figure(name: str, masks: Mapping[str, np.ndarray]) -> Figure | None:
+    """Each pruned conv weight as its (filters x columns) GEMM matrix, kept weights dark;
+    ``None`` when no conv is pruned."""
     convs = {n: m for n, m in masks.items() if m.ndim == 4}
     if not convs:
         return None
@@ -119,10 +141,14 @@ def survivors(name: str, masks: Mapping[str, np.ndarray], path: Path) -> Path | 
         ax.set_ylabel("filter")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"Surviving weights: {name}")
-    return _save(fig, path)
+    return fig
 
 
 def speedup_vs_flops(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    return _save(speedup_vs_flops_figure(rows), path)
+
+
+def speedup_vs_flops_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
     flops = [_finite(r["conv_mac_reduction"]) for r in rows]
@@ -145,13 +171,17 @@ def speedup_vs_flops(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.set_xlabel("conv FLOP ratio (dense MACs / pruned MACs)")
     ax.set_ylabel("measured speedup")
     ax.legend(fontsize=7, loc="upper left")
-    return _save(fig, path)
+    return fig
 
 
 PHASES = ("dense", "end of method", "hard-pruned", "retrained")
 
 
 def accuracy_by_phase(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    return _save(accuracy_by_phase_figure(rows), path)
+
+
+def accuracy_by_phase_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     """One panel per kind: a line per run through ``PHASES`` (SGD W-steps dashed)."""
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     cols = min(3, len(kinds))
@@ -174,7 +204,7 @@ def accuracy_by_phase(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     for ax in axes[len(kinds):]:
         ax.set_visible(False)
     fig.suptitle("Test accuracy through the pipeline (legend: after retraining)")
-    return _save(fig, path)
+    return fig
 
 
 def write_figures(rows: Sequence[Mapping[str, Any]], masks: Mapping[str, Mapping[str, np.ndarray]],
