@@ -161,6 +161,7 @@ class ADMMConfig:
     optimizer: str = option("adam", choice(*OPTIMIZERS))
     lr: float = option(1e-3, number(above=0))
     momentum: float = option(0.9, number(at_least=0, below=1))
+    rescale_dual: bool = option(False, boolean)
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,13 @@ class Config:
         return out
 
     def fingerprint(self) -> str:
-        """A hash of everything that changes the results (``data_dir`` only says where)."""
+        """A hash of everything that changes the results (``data_dir`` only says where).
+        Options in ``ADDED_OPTIONS`` count only away from their default, so that a run
+        started before they existed still resumes."""
         settings = {k: v for k, v in self.to_dict().items() if k != "data_dir"}
+        for (part, key), default in ADDED_OPTIONS.items():
+            if settings[part].get(key) == default:
+                del settings[part][key]
         return _digest(settings)
 
     def dense_key(self) -> str:
@@ -264,6 +270,8 @@ class Config:
 
 
 REQUIRED = ("model", "dataset", "prune")
+# (section, key): default of options added after runs had been made with this fingerprint
+ADDED_OPTIONS = {("admm", "rescale_dual"): False}
 
 
 def _digest(settings: dict[str, Any]) -> str:

@@ -138,7 +138,7 @@ def prune_admm(run: Run) -> dict[str, Any]:
     cfg = run.config.admm
     optimizer = make_optimizer(run.model, cfg.optimizer, cfg.lr, cfg.momentum)
     pruner = ADMMPruner(run.model, run.config.prune, rho=cfg.rho, rho_growth=cfg.rho_growth,
-                        rho_max=cfg.rho_max).attach(optimizer)
+                        rho_max=cfg.rho_max, rescale_dual=cfg.rescale_dual).attach(optimizer)
 
     def z_and_u_steps(epoch: int) -> dict[str, Any]:
         round_ = pruner.update()

@@ -7,6 +7,10 @@ Minimise f(W) subject to W_i in S_i. With Z_i = W_i and a scaled dual U_i, ADMM 
    optimizer *pre-step hook*, so any optimizer (Adam in the paper) does the W-step.
 2. Z-step: Z_i = Pi_{S_i}(W_i + U_i), the analytic Euclidean projection.
 3. U-step: U_i = U_i + W_i - Z_i; then rho_i = min(rho_i * rho_growth, rho_max).
+   U is the *scaled* dual, lambda_i / rho_i. By default it is kept as it is when rho grows,
+   as ADMM pruning codes do, which lets the pull lambda_i = rho_i U_i grow with rho;
+   ``rescale_dual=True`` divides U by the growth factor (Boyd et al. 2011, Sec. 3.4.1), so
+   that lambda stays what the U-step made it.
 
 Steps 2-3 run every ``update_every`` optimizer steps, or at the end of every epoch when
 ``update_every="epoch"`` (pass the pruner to ``fit(callbacks=[pruner])``).
@@ -35,7 +39,8 @@ class ADMMPruner:
     """Keeps Z, U and rho per pruned weight (keyed by parameter name) and runs ADMM."""
 
     def __init__(self, model: Module, spec: Any, rho: float = 1e-3, rho_growth: float = 1.0,
-                 rho_max: float = 1.0, update_every: int | str = "epoch"):
+                 rho_max: float = 1.0, update_every: int | str = "epoch",
+                 rescale_dual: bool = False):
         if not rho > 0 or rho_growth < 1 or rho_max < rho:
             raise ValueError(f"need rho > 0, rho_growth >= 1 and rho_max >= rho; got "
                              f"rho={rho}, rho_growth={rho_growth}, rho_max={rho_max}")
@@ -46,6 +51,7 @@ class ADMMPruner:
         self.spec: PruneSpec = load_spec(spec)
         self.spec.validate(weight_shapes(model))
         self.rho_growth, self.rho_max, self.update_every = rho_growth, rho_max, update_every
+        self.rescale_dual = bool(rescale_dual)
         params = dict(model.named_parameters())
         self.params = {f"{layer}.weight": params[f"{layer}.weight"] for layer in self.spec}
         self.kinds = {f"{ls.layer}.weight": (ls.kind, ls.keep) for ls in self.spec.values()}
@@ -89,7 +95,8 @@ class ADMMPruner:
 
     # --- the Z- and U-steps ------------------------------------------------------
     def update(self) -> dict[str, Any]:
-        """One ADMM round: Z = Pi_S(W + U), U += W - Z, grow rho; log the residuals."""
+        """One ADMM round: Z = Pi_S(W + U), U += W - Z, grow rho (and rescale U if
+        ``rescale_dual``); log the residuals."""
         record: dict[str, Any] = {"round": len(self.history) + 1, "step": self.steps, "layers": {}}
         for name, p in self.params.items():
             self._follow_device(name, p.data)
@@ -104,7 +111,10 @@ class ADMMPruner:
                 "primal_residual": _norm(xp, w - z) / w_norm,  # ||W - Z|| / ||W||
                 "dual_residual": self.rho[name] * _norm(xp, z - z_old) / w_norm,  # rho ||dZ|| / ||W||
             }
-            self.rho[name] = min(self.rho[name] * self.rho_growth, self.rho_max)
+            grown = min(self.rho[name] * self.rho_growth, self.rho_max)
+            if self.rescale_dual:  # keep lambda = rho U unchanged
+                self.U[name] = self.U[name] * (self.rho[name] / grown)
+            self.rho[name] = grown
         layers = record["layers"].values()
         record["primal_residual"] = float(np.mean([r["primal_residual"] for r in layers]))
         record["dual_residual"] = float(np.mean([r["dual_residual"] for r in layers]))

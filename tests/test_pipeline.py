@@ -71,6 +71,7 @@ def tiny(**changes):
     ({"dense_checkpoint": "/nonexistent.npz"}, "dense_checkpoint: no file"),
     ({"retrain": {"lr_decay": 1.5}}, "retrain.lr_decay must be <= 1, got 1.5"),
     ({"retrain": {"lr_decay": 0}}, "retrain.lr_decay must be > 0, got 0"),
+    ({"admm": {"rescale_dual": 1}}, "admm.rescale_dual must be true or false"),
 ])
 def test_config_errors_name_the_key(change, message):
     with pytest.raises(ConfigError) as err:
@@ -101,6 +102,10 @@ def test_config_required_keys_files_and_round_trip(tmp_path):
     assert config.retrain_batch_size == 32 and config.eval_batch_size == 1000
     assert load_config(config.to_dict()) == config
     assert config.fingerprint() != load_config(tiny(seed=1)).fingerprint()
+    # an option added later counts only away from its default (older runs still resume)
+    base = load_config(tiny()).fingerprint()
+    assert base == load_config(tiny(admm={"rescale_dual": False})).fingerprint()
+    assert base != load_config(tiny(admm={"rescale_dual": True})).fingerprint()
     assert config.dense_key() == load_config(tiny(method="ssl")).dense_key()
 
 

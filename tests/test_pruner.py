@@ -163,6 +163,25 @@ def test_penalty_gradient_and_update_rules():
     assert pruner.rho["fc.weight"] == 0.3  # capped at rho_max
 
 
+def test_rescale_dual_keeps_lambda_when_rho_grows():
+    """rescale_dual: U is divided by the growth of rho (capped at rho_max), so rho * U is
+    what the U-step made it; without it U is left as the U-step made it."""
+    spec = {"fc": {"kind": "irregular", "keep": 3}}
+    plain, scaled = (ADMMPruner(Quadratic((4, 3)), spec, rho=0.1, rho_growth=2.0, rho_max=0.3,
+                                update_every=1, rescale_dual=r) for r in (False, True))
+    w = plain.model.fc.weight.data
+    for rho_before, rho_after in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.3)):
+        plain.model.fc.weight.data = scaled.model.fc.weight.data = w + rho_before
+        lam_before = rho_before * scaled.U["fc.weight"]
+        plain.U["fc.weight"] = scaled.U["fc.weight"].copy()
+        plain.update()
+        scaled.update()
+        assert scaled.rho["fc.weight"] == pytest.approx(rho_after)
+        np.testing.assert_allclose(scaled.U["fc.weight"] * rho_after,
+                                   plain.U["fc.weight"] * rho_before, rtol=1e-12)
+        assert not np.allclose(scaled.U["fc.weight"] * rho_after, lam_before)  # U-step moved it
+
+
 def test_pruner_errors():
     model = LeNet5()
     with pytest.raises(SpecError, match="conv9"):
