@@ -151,7 +151,11 @@ class PretrainConfig:
 
 @dataclass(frozen=True)
 class ADMMConfig:
-    """ADMM rounds (paper Sec. 3). The baselines train as long, with the same optimizer."""
+    """ADMM rounds (paper Sec. 3). The baselines train as long, with the same optimizer.
+
+    ``rescale_dual`` divides the scaled dual U by rho's growth after every round
+    (``ADMMPruner``); off, U is kept as the U-step made it.
+    """
 
     rounds: int = option(8, integer(1))
     steps_per_round: int | str = option("epoch", steps_per_round)

@@ -201,7 +201,9 @@ def markdown(results: Mapping[str, Any], states: list[dict[str, Any]], figures: 
     rows, dense = results["runs"], results["dense"]
     parts = ["# ADMM structured pruning: reproduction", ""]
     if dense:
-        parts += [f"Dense model: {dense['model']} on {dense['dataset']}, {dense['epochs']} epochs, "
+        trained = (f"{dense['epochs']:g} epochs" if dense["epochs"]
+                   else "loaded from dense_checkpoint (its epochs not counted)")
+        parts += [f"Dense model: {dense['model']} on {dense['dataset']}, {trained}, "
                   f"test accuracy {100 * dense['accuracy']:.2f}%.", ""]
     if any(r["measured_speedup"] is None for r in rows):
         parts += [NOT_MEASURED + ".", ""]

@@ -142,6 +142,9 @@ def test_every_phase_writes_results_report_and_figures(finished):
     assert rows["tiny_admm"]["accuracy"] > 0.5  # it learns, even this small
     md = (out / "results.md").read_text()
     assert "not measured" not in md
+    assert ", 2 epochs, test accuracy" in md
+    dense = dict(results["dense"], epochs=0)  # a dense_checkpoint: not trained in the run
+    assert "loaded from dense_checkpoint" in report.markdown(dict(results, dense=dense), [], [])
     assert "| tiny_ssl | filter | ssl |" in md and "| conv1 | 4x1x5x5 | 2/4 |" in md
     figures = {p.name for p in (out / "figures").glob("*.png") if p.stat().st_size > 1000}
     assert figures >= {"accuracy_vs_compression.png", "residuals.png", "kept_fraction.png",
