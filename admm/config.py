@@ -154,7 +154,9 @@ class ADMMConfig:
     """ADMM rounds (paper Sec. 3). The baselines train as long, with the same optimizer.
 
     ``rescale_dual`` divides the scaled dual U by rho's growth after every round
-    (``ADMMPruner``); off, U is kept as the U-step made it.
+    (``ADMMPruner``); off, U is kept as the U-step made it. ``prune_support`` says which
+    groups hard pruning keeps: those of Pi_S(W) (``w``, the paper) or those of the last
+    Z = Pi_S(W + U) (``z``).
     """
 
     rounds: int = option(8, integer(1))
@@ -166,6 +168,7 @@ class ADMMConfig:
     lr: float = option(1e-3, number(above=0))
     momentum: float = option(0.9, number(at_least=0, below=1))
     rescale_dual: bool = option(False, boolean)
+    prune_support: str = option("w", choice("w", "z"))
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ class Config:
 
 REQUIRED = ("model", "dataset", "prune")
 # (section, key): default of options added after runs had been made with this fingerprint
-ADDED_OPTIONS = {("admm", "rescale_dual"): False}
+ADDED_OPTIONS = {("admm", "rescale_dual"): False, ("admm", "prune_support"): "w"}
 
 
 def _digest(settings: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ moments, SGD's momentum), so no stale moment can move a pruned weight again.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from minidnn import backend
@@ -25,15 +26,29 @@ def weight_shapes(model: Module) -> dict[str, tuple[int, ...]]:
             if isinstance(mod, (Conv2d, Linear))}
 
 
-def hard_prune(model: Module, spec: Any) -> dict[str, Any]:
-    """Project each specified weight onto its sparsity set in place; return the masks."""
+def hard_prune(model: Module, spec: Any, support: Mapping[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Project each specified weight onto its sparsity set in place; return the masks.
+
+    ``support`` (parameter name -> array of the weight's shape, e.g. ADMM's last Z) picks
+    the kept groups by projecting that array instead of the weight; the weight is then
+    zeroed outside them."""
     spec = load_spec(spec)
     spec.validate(weight_shapes(model))
     params = dict(model.named_parameters())
     masks = {}
     for layer, ls in spec.items():
-        p = params[f"{layer}.weight"]
-        p.data, masks[f"{layer}.weight"] = project_with_mask(p.data, ls.kind, ls.keep)
+        name = f"{layer}.weight"
+        p = params[name]
+        if support is None:
+            p.data, masks[name] = project_with_mask(p.data, ls.kind, ls.keep)
+            continue
+        if name not in support or tuple(support[name].shape) != p.shape:
+            raise ValueError(f"hard_prune: support needs an array of shape {p.shape} "
+                             f"for {name}")
+        mask = backend.to_device(project_with_mask(support[name], ls.kind, ls.keep)[1],
+                                 backend.device_of(p.data))
+        p.data, masks[name] = p.data * mask, mask
     return masks
 
 

@@ -258,8 +258,13 @@ class IterativeState:
 
 
 def hard_prune_phase(run: Run) -> dict[str, Any]:
-    """W = Pi_S(W) for every pruned layer; the masks say which weights survived."""
-    run.masks = hard_prune(run.model, run.config.prune)
+    """W = Pi_S(W) for every pruned layer; the masks say which weights survived. With
+    ``admm.prune_support: z`` an ADMM run keeps the groups of its last Z instead."""
+    support = None
+    if run.config.method == "admm" and run.config.admm.prune_support == "z":
+        layers = minidnn.load(run.state.checkpoint("admm"))["admm"]["layers"]
+        support = {name: layer["Z"] for name, layer in layers.items()}
+    run.masks = hard_prune(run.model, run.config.prune, support)
     accuracy = run.accuracy()
     stats = summary(run.model, run.masks, run.data.input_shape)
     minidnn.save(run.state.checkpoint("hard_prune"), {

@@ -72,6 +72,7 @@ def tiny(**changes):
     ({"retrain": {"lr_decay": 1.5}}, "retrain.lr_decay must be <= 1, got 1.5"),
     ({"retrain": {"lr_decay": 0}}, "retrain.lr_decay must be > 0, got 0"),
     ({"admm": {"rescale_dual": 1}}, "admm.rescale_dual must be true or false"),
+    ({"admm": {"prune_support": "u"}}, "admm.prune_support must be one of w, z"),
 ])
 def test_config_errors_name_the_key(change, message):
     with pytest.raises(ConfigError) as err:
@@ -260,6 +261,18 @@ def test_retrain_learning_rate_decays_per_epoch(tmp_path):
     state = json.loads((tmp_path / "run/state.json").read_text())
     lrs = [epoch["lr"] for epoch in state["phases"]["retrain"]["history"]]
     assert lrs == pytest.approx([0.002, 0.001, 0.0005])
+
+
+def test_prune_support_z_keeps_the_groups_of_the_last_z(tmp_path):
+    reproduce(tiny(admm={"prune_support": "z"}, retrain={"epochs": 0}), tmp_path,
+              progress=False, log=lambda line: None, write_report=False)
+    run = tmp_path / "run"
+    z = minidnn.load(run / "ckpt_admm.npz")["admm"]["layers"]
+    pruned = minidnn.load(run / "ckpt_hard_prune.npz")
+    for name, mask in pruned["masks"].items():
+        kept_groups = np.any(z[name]["Z"] != 0, axis=tuple(range(1, mask.ndim)))  # filters
+        np.testing.assert_array_equal(mask.any(axis=tuple(range(1, mask.ndim))), kept_groups)
+        np.testing.assert_array_equal(pruned["model"][name] != 0, mask)
 
 
 def test_reproduce_all_writes_one_combined_table(tmp_path):

@@ -95,6 +95,25 @@ def test_masked_adam_keeps_pruned_weights_exactly_zero(tiny_data):
         assert not np.array_equal(w[mask], before[name][mask])  # kept weights did train
 
 
+def test_hard_prune_onto_another_arrays_support():
+    """``support``: the kept groups are those of the given array, the values the weight's."""
+    model = LeNet5(seed=0)
+    params = dict(model.named_parameters())
+    weights = {n: p.data.copy() for n, p in params.items()}
+    rng = np.random.default_rng(1)
+    support = {f"{layer}.weight": rng.standard_normal(params[f"{layer}.weight"].shape)
+               for layer in SPEC}
+    masks = hard_prune(model, SPEC, support)
+    for layer, entry in SPEC.items():
+        name = f"{layer}.weight"
+        expected = project(support[name], entry["kind"], entry["keep"]) != 0
+        np.testing.assert_array_equal(masks[name], expected)
+        np.testing.assert_array_equal(params[name].data, weights[name] * expected)
+    assert not np.array_equal(masks["conv1.weight"], hard_prune(LeNet5(seed=0), SPEC)["conv1.weight"])
+    with pytest.raises(ValueError, match="support needs an array of shape"):
+        hard_prune(LeNet5(seed=0), SPEC, {"conv1.weight": np.ones(3)})
+
+
 def test_masked_sgd_momentum_keeps_zeros(tiny_data):
     model = LeNet5(seed=0)
     masks = hard_prune(model, SPEC)
