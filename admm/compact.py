@@ -299,6 +299,15 @@ def linear_runner(kernel: str, w: np.ndarray, mask: np.ndarray, b: np.ndarray) -
     return lambda x: x[:, cols] @ wt + b
 
 
+def layer_runner(kernel: str, w: np.ndarray, mask: np.ndarray, b: np.ndarray, stride: Any,
+                 padding: Any) -> Runner:
+    """``linear_runner`` for a Linear layer's 2-D ``w`` (``stride`` and ``padding`` unused),
+    ``conv_runner`` for a conv's 4-D one."""
+    if w.ndim == 2:
+        return linear_runner(kernel, w, mask, b)
+    return conv_runner(kernel, w, mask, b, stride, padding)
+
+
 def candidate_kernels(mask: np.ndarray) -> list[str]:
     """The kernels worth timing for a conv whose kept weights are ``mask`` (F, C, kh, kw),
     or for a Linear layer's (F, K) ``mask``."""
@@ -334,9 +343,7 @@ def choose_kernel(w: np.ndarray, mask: np.ndarray, b: np.ndarray, stride: Any, p
 
     A kernel's time is its fastest run: on a shared machine other work only ever adds time.
     """
-    runners = {k: (linear_runner(k, w, mask, b) if w.ndim == 2 else
-                   conv_runner(k, w, mask, b, stride, padding))
-               for k in candidate_kernels(mask)}
+    runners = {k: layer_runner(k, w, mask, b, stride, padding) for k in candidate_kernels(mask)}
     timings = time_ms({k: (lambda r=r: r(x)) for k, r in runners.items()}, repeats, min)
     best = min(timings, key=timings.get)
     return best, runners[best], timings
@@ -404,10 +411,8 @@ def _compact_layer(work: nn.Module, layer: TracedLayer, mask: np.ndarray, live_i
         x = np.random.default_rng(0).standard_normal(
             (batch_size, int(live_in.sum()), *layer.input_shape[2:])).astype(np.float32)
         kernel, run, choice.timings_ms = choose_kernel(w, mask, b, stride, padding, x, repeats)
-    elif layer.type == "linear":
-        run = linear_runner(kernel, w, mask, b)
     else:
-        run = conv_runner(kernel, w, mask, b, stride, padding)
+        run = layer_runner(kernel, w, mask, b, stride, padding)
     choice.kernel = kernel
     if layer.type == "linear":
         return CompactLinear(run, kernel, tuple(w.shape)), choice, live_out

@@ -16,7 +16,7 @@ from minidnn.hooks import HookHandle
 from minidnn.nn import Conv2d, Linear, Module
 from minidnn.optim import Optimizer
 
-from .projections import project_with_mask
+from .projections import apply_mask, project_with_mask
 from .spec import load_spec
 
 
@@ -40,15 +40,15 @@ def hard_prune(model: Module, spec: Any, support: Mapping[str, Any] | None = Non
     for layer, ls in spec.items():
         name = f"{layer}.weight"
         p = params[name]
-        if support is None:
-            p.data, masks[name] = project_with_mask(p.data, ls.kind, ls.keep)
-            continue
-        if name not in support or tuple(support[name].shape) != p.shape:
-            raise ValueError(f"hard_prune: support needs an array of shape {p.shape} "
-                             f"for {name}")
-        mask = backend.to_device(project_with_mask(support[name], ls.kind, ls.keep)[1],
+        source = p.data
+        if support is not None:
+            if name not in support or tuple(support[name].shape) != p.shape:
+                raise ValueError(f"hard_prune: support needs an array of shape {p.shape} "
+                                 f"for {name}")
+            source = support[name]
+        mask = backend.to_device(project_with_mask(source, ls.kind, ls.keep)[1],
                                  backend.device_of(p.data))
-        p.data, masks[name] = p.data * mask, mask
+        p.data, masks[name] = apply_mask(p.data, mask), mask
     return masks
 
 

@@ -215,7 +215,7 @@ def expand_group_mask(
     return xp.broadcast_to(xp.reshape(mask, keepdims), tuple(weight_shape)).copy()
 
 
-def _apply_mask(weight: Array, mask: Array) -> Array:
+def apply_mask(weight: Array, mask: Array) -> Array:
     """A new array equal to ``weight`` where ``mask`` holds and exactly zero elsewhere."""
     xp = get_array_module(weight, mask, op="project")
     return xp.where(mask, weight, xp.zeros_like(weight))
@@ -224,7 +224,7 @@ def _apply_mask(weight: Array, mask: Array) -> Array:
 def _kept_energy(weight: Array, mask: Array) -> float:
     """``Σ_kept w²``; the larger it is, the closer the projection is to ``weight``."""
     xp = get_array_module(weight, mask, op="project")
-    kept = _apply_mask(weight, mask)
+    kept = apply_mask(weight, mask)
     return float(xp.sum(kept * kept))
 
 
@@ -250,11 +250,11 @@ def filter_column_masks(weight: Array, keep: FilterColumnKeep) -> tuple[Array, A
     shape = tuple(weight.shape)
 
     filters_first = _top_groups(weight, "filter", filter_keep)
-    kept_rows = _apply_mask(weight, expand_group_mask(filters_first, "filter", shape))
+    kept_rows = apply_mask(weight, expand_group_mask(filters_first, "filter", shape))
     columns_second = _top_groups(kept_rows, "column", column_keep)
 
     columns_first = _top_groups(weight, "column", column_keep)
-    kept_columns = _apply_mask(weight, expand_group_mask(columns_first, "column", shape))
+    kept_columns = apply_mask(weight, expand_group_mask(columns_first, "column", shape))
     filters_second = _top_groups(kept_columns, "filter", filter_keep)
 
     order_1 = (filters_first, columns_second)
@@ -274,7 +274,7 @@ def project_with_mask(
     """
     _check_weight(weight)
     mask = expand_group_mask(group_mask(weight, kind, keep), kind, tuple(weight.shape))
-    return _apply_mask(weight, mask), mask
+    return apply_mask(weight, mask), mask
 
 
 def project(weight: Array, kind: str, keep: Keep | FilterColumnKeep) -> Array:
