@@ -5,7 +5,7 @@ A config is a JSON or YAML file (or a dict) read by ``load_config``::
     model: lenet5                    # lenet5 | lenet300100 | smallvgg | tinynet
     dataset: fashion-mnist           # fashion-mnist | mnist | synthetic
     seed: 0
-    method: admm                     # admm | magnitude | ssl
+    method: admm                     # admm | magnitude | ssl | scratch
     pretrain: {epochs: 8, lr: 0.001, batch_size: 64}
     admm: {rounds: 8, steps_per_round: epoch, rho: 0.001, rho_growth: 1.3, rho_max: 1.0}
     retrain: {epochs: 4, lr: 0.001}
@@ -15,7 +15,8 @@ A config is a JSON or YAML file (or a dict) read by ``load_config``::
 
 Every section has defaults (the paper's LeNet-5 budget); ``model``, ``dataset`` and
 ``prune`` are required. The baselines get the same epoch budget as ADMM: the
-``admm.rounds`` rounds become plain (masked or group-lasso) training.
+``admm.rounds`` rounds become plain (masked or group-lasso) training; ``scratch`` trains
+the pruned shape from random weights for the dense epochs plus those rounds.
 
 Bad input is rejected here, where it enters: an unknown key, a value of the wrong type
 or range, a prune entry that does not fit the model's layers all raise ``ConfigError``
@@ -40,7 +41,7 @@ from admm.models import MODEL_NAMES, build_model
 from admm.spec import LayerSpec, PruneSpec, SpecError, _UniqueKeyLoader
 
 DATASETS = ("fashion-mnist", "mnist", "synthetic")
-METHODS = ("admm", "magnitude", "ssl")
+METHODS = ("admm", "magnitude", "ssl", "scratch")
 OPTIMIZERS = ("adam", "sgd")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 RESERVED_NAMES = {"dense": "the cached dense models", "figures": "the report's figures"}

@@ -4,6 +4,7 @@
     admm        ADMM rounds: Adam W-steps on f(W) + rho/2 ||W - Z + U||^2, then Z, U
     magnitude   baseline: magnitude-prune at once (or gradually) and train with masks
     ssl         baseline: train with the group lasso lambda sum_g ||W_g||
+    scratch     baseline: the pruned shape trained from random weights (no dense model)
     hard_prune  W = Pi_S(W) (paper Sec. 3, last step); the masks
     retrain     masked retraining: pruned weights stay exactly zero
     evaluate    test accuracy, compression, conv MACs (paper Sec. 5)
@@ -33,13 +34,14 @@ from .baselines import GroupLasso, IterativeMagnitudePruner
 from .config import Config, ConfigError
 from .data import Data
 from .masking import MaskedRetraining, hard_prune
+from .models import build_model
 from .pruner import ADMMPruner
 from .runstate import RunState
 from .speedup import LARGE_BATCH, NOT_MEASURED, measure_speedup
 from .stats import summary
 from .training import make_optimizer, train_phase
 
-LOADER_SEEDS = {"pretrain": 0, "admm": 1, "magnitude": 1, "ssl": 1, "retrain": 2}
+LOADER_SEEDS = {"pretrain": 0, "admm": 1, "magnitude": 1, "ssl": 1, "scratch": 1, "retrain": 2}
 
 
 @dataclass
@@ -197,6 +199,40 @@ def prune_ssl(run: Run) -> dict[str, Any]:
             "summary": f"[ssl] {_rounds(run, history)}, group lasso {run.config.ssl.strength:g}, "
                        f"penalty {lasso.penalty():.4g}, acc {accuracy:.4f}, "
                        f"{_seconds(history):.1f}s"}
+
+
+def train_scratch(run: Run) -> dict[str, Any]:
+    """Baseline: the pruned shape trained from random weights, as long as the others train.
+
+    The model is drawn afresh (the dense model's own initial weights), the prune spec's
+    projection picks its groups (by the magnitude of random weights: a random choice),
+    and masked Adam at the pretraining rate and batch trains it for the dense epochs plus
+    the method's (``scratch_epochs``); retraining then adds its epochs as for every run.
+    Does pruning a trained model beat training the small model directly? (Liu et al.,
+    "Rethinking the Value of Network Pruning", ICLR 2019 asked this.) The dense model is
+    still trained (or loaded), as the reference for the accuracy drop.
+    """
+    cfg = run.config
+    epochs = scratch_epochs(run)
+    run.model.load_state_dict(build_model(cfg.model, seed=cfg.seed).state_dict())
+    optimizer = make_optimizer(run.model, "adam", cfg.pretrain.lr)
+    masks = MaskState(run.model, optimizer, hard_prune(run.model, cfg.prune))
+    history = train_phase(run.model, optimizer, run.loader("scratch", cfg.pretrain.batch_size),
+                          epochs, run.state.checkpoint("scratch"), desc="scratch",
+                          extras={"masks": masks}, meta=run.meta("scratch"),
+                          resume=run.resume, progress=run.progress)
+    masks.masking.detach()
+    accuracy = run.accuracy()
+    return {"accuracy": accuracy, "history": history, "epochs": epochs,
+            "time_s": _seconds(history),
+            "summary": f"[scratch] {_epochs(history)} masked from random weights, train loss "
+                       f"{_span(history, 'train_loss')}, acc {accuracy:.4f}, "
+                       f"{_seconds(history):.1f}s"}
+
+
+def scratch_epochs(run: Run) -> int:
+    """The scratch baseline's epochs: dense pretraining's plus the method phase's, rounded."""
+    return run.config.pretrain.epochs + round(method_epochs(run))
 
 
 def _train_method_phase(run: Run, phase: str, optimizer: Any, extras: dict[str, Any],

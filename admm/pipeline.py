@@ -29,9 +29,9 @@ from .runstate import RunState
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 METHOD_PHASES = {"admm": phases.prune_admm, "magnitude": phases.prune_magnitude,
-                 "ssl": phases.prune_ssl}
+                 "ssl": phases.prune_ssl, "scratch": phases.train_scratch}
 # Where each phase leaves the model (and masks) that the next phase starts from.
-MODEL_CHECKPOINTS = ("retrain", "hard_prune", "admm", "magnitude", "ssl")
+MODEL_CHECKPOINTS = ("retrain", "hard_prune", "admm", "magnitude", "ssl", "scratch")
 
 
 def phase_names(config: Config) -> tuple[str, ...]:

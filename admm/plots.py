@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 METHOD_STYLE = {"admm": ("o", "tab:blue"), "magnitude": ("s", "tab:orange"),
-                "ssl": ("^", "tab:green")}
+                "ssl": ("^", "tab:green"), "scratch": ("D", "tab:gray")}
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -26,7 +26,7 @@ from .runstate import read_state, write_json
 from .speedup import NOT_MEASURED
 from .stats import to_markdown
 
-METHODS = ("admm", "magnitude", "ssl")
+METHODS = ("admm", "magnitude", "ssl", "scratch")
 LIGHT_CONV_SPARSITY = 0.4  # runs pruning at most this much of the convs count as light
 
 
@@ -59,7 +59,9 @@ def result_row(config: Config, records: Mapping[str, Mapping[str, Any]]) -> dict
     """One run's entry of ``results.json`` from its phases' records."""
     evaluated, method = records["evaluate"], records[config.method]
     stats = evaluated["stats"]
-    epochs = {"pretrain": records["pretrain"]["epochs"], config.method: method["epochs"],
+    # a scratch run starts from random weights: the dense model is only its reference
+    dense_epochs = 0 if config.method == "scratch" else records["pretrain"]["epochs"]
+    epochs = {"pretrain": dense_epochs, config.method: method["epochs"],
               "retrain": config.retrain.epochs}
     return {
         "name": config.name, "kind": _kind(config, stats["layers"]), "method": config.method,

@@ -15,6 +15,7 @@ from admm import hard_prune
 from admm import phases, report, training
 from admm.__main__ import main
 from admm.config import ConfigError, load_config
+from admm.models import build_model
 from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
 from admm.stats import summary
 from minidnn.models import LeNet5
@@ -57,7 +58,7 @@ def tiny(**changes):
     ({"admm": {"optimizer": "rmsprop"}}, "admm.optimizer must be one of adam, sgd"),
     ({"pretrain": {"epochs": -1}}, "pretrain.epochs must be >= 0, got -1"),
     ({"pretrain": {"batch_size": 2.5}}, "pretrain.batch_size must be an integer"),
-    ({"method": "lasso"}, "method must be one of admm, magnitude, ssl, got 'lasso'"),
+    ({"method": "lasso"}, "method must be one of admm, magnitude, ssl, scratch, got 'lasso'"),
     ({"model": "resnet"}, "model must be one of"),
     ({"dataset": "cifar"}, "dataset must be one of"),
     ({"magnitude": {"iterative": "yes"}}, "magnitude.iterative must be true or false"),
@@ -213,6 +214,7 @@ def _interrupt_at(monkeypatch, call):
     ({"method": "magnitude", "magnitude": {"iterative": False}}, 4, "in one-shot magnitude"),
     ({}, 6, "in masked retraining"),
     ({"method": "ssl"}, 2, "in dense pretraining"),
+    ({"method": "scratch"}, 5, "in training from scratch (masks restored)"),
 ])
 def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, changes, call,
                                                         where):
@@ -224,7 +226,8 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, c
         reproduce(config, tmp_path / "interrupted", **quiet)
     calls = _interrupt_at(monkeypatch, 0)
     row = reproduce(config, tmp_path / "interrupted", resume=True, **quiet)
-    assert len(calls) == 2 + 3 + 1 - (call - 1), f"resumed {where} should not start over"
+    method_epochs = 2 + 3 if config["method"] == "scratch" else 3  # scratch: dense's too
+    assert len(calls) == 2 + method_epochs + 1 - (call - 1), f"resumed {where} should not start over"
     reference = minidnn.load(tmp_path / "uninterrupted/run/ckpt_retrain.npz")["model"]
     resumed = minidnn.load(tmp_path / "interrupted/run/ckpt_retrain.npz")["model"]
     for name, weight in reference.items():
@@ -273,6 +276,37 @@ def test_prune_support_z_keeps_the_groups_of_the_last_z(tmp_path):
         kept_groups = np.any(z[name]["Z"] != 0, axis=tuple(range(1, mask.ndim)))  # filters
         np.testing.assert_array_equal(mask.any(axis=tuple(range(1, mask.ndim))), kept_groups)
         np.testing.assert_array_equal(pruned["model"][name] != 0, mask)
+
+
+def test_scratch_trains_the_pruned_shape_from_the_initial_weights(tmp_path, monkeypatch):
+    first = {}
+
+    def train_epoch(model, *args, desc="", **kwargs):
+        if desc.startswith("scratch") and not first:
+            first.update({k: v.copy() for k, v in model.state_dict().items()})
+        return REAL_TRAIN_EPOCH(model, *args, desc=desc, **kwargs)
+    monkeypatch.setattr(training, "train_epoch", train_epoch)
+    row = reproduce(tiny(method="scratch"), tmp_path, progress=False, log=lambda line: None,
+                    write_report=False)
+    # not the dense model: the weights it was trained from, with the spec's groups kept
+    initial = build_model("tinynet", seed=0)
+    masks = hard_prune(initial, TINY["prune"])
+    for name, weight in initial.state_dict().items():
+        np.testing.assert_array_equal(first[name], weight, err_msg=name)
+    assert 0 < masks["conv1.weight"].mean() < 1
+    # it trains dense epochs + rounds, counts no dense epochs, keeps its groups throughout
+    assert row["epochs_by_phase"] == {"pretrain": 0, "scratch": 2 + 3, "retrain": 1}
+    assert row["epochs"] == 6 and row["method"] == "scratch"
+    run = tmp_path / "run"
+    trained = minidnn.load(run / "ckpt_scratch.npz")
+    pruned = minidnn.load(run / "ckpt_hard_prune.npz")
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(trained["masks"][name], mask)
+        np.testing.assert_array_equal(pruned["masks"][name], mask)
+        assert not np.any(trained["model"][name][~mask]), name
+        assert not np.array_equal(trained["model"][name], initial.state_dict()[name]), name
+    assert row["dense_accuracy"] == json.loads((run / "state.json").read_text())[
+        "phases"]["pretrain"]["accuracy"]
 
 
 def test_reproduce_all_writes_one_combined_table(tmp_path):
@@ -345,14 +379,16 @@ def _aligned(model):
 def test_shipped_configs_load_and_meet_their_targets_by_construction():
     configs = {name: load_config(path) for name, path in shipped_configs().items()}
     kinds = ["irregular", "filter", "channel", "column", "filter_column"]
-    expected = {f"lenet5_fmnist_{k}_{m}" for k in kinds for m in ("admm", "magnitude", "ssl")}
+    methods = ("admm", "magnitude", "ssl", "scratch")
+    expected = {f"lenet5_fmnist_{k}_{m}" for k in kinds for m in methods}
     assert set(configs) == expected | {"lenet5_fmnist_light_admm", "lenet5_fmnist_irregular_admm_sgd"}
     for name, config in configs.items():
         assert config.model == "lenet5" and config.dataset == "fashion-mnist"
         assert (config.pretrain.epochs, config.retrain.epochs) == (8, 4)
         # the method phase lasts 8 epochs of 60,000 / 64 = 937.5 steps: 25 rounds of 300 steps
         assert config.admm.rounds * config.admm.steps_per_round == 7500
-        baseline = configs[name.replace("_magnitude", "_admm").replace("_ssl", "_admm")]
+        baseline = configs[name.replace("_magnitude", "_admm").replace("_ssl", "_admm")
+                           .replace("_scratch", "_admm")]
         assert config.prune == baseline.prune, name  # baselines prune exactly like ADMM
         stats = summary(LeNet5(), hard_prune(_aligned(LeNet5()), config.prune))
         targets = {k: v for k, v in vars(config.targets).items() if v is not None}
