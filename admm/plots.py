@@ -12,7 +12,8 @@
   line speedup = FLOP ratio: filled markers at batch 1, open ones at batch 64.
 - ``accuracy_by_phase.png``: per kind of sparsity, each run's test accuracy through the
   pipeline: dense, at the end of its method (ADMM rounds, iterative magnitude pruning or
-  SSL), right after hard pruning, after masked retraining.
+  SSL), right after hard pruning, after masked retraining. A ``scratch`` run never was
+  the dense model: its line starts at the end of its method (trained from random weights).
 
 ``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
 Each ``name(rows, path)`` saves what ``name_figure(rows)`` draws; the tests read the
@@ -193,9 +194,10 @@ def accuracy_by_phase_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
             marker, color = METHOD_STYLE.get(r["method"], ("x", "black"))
             accuracies = [100 * r[k] for k in ("dense_accuracy", "accuracy_before_hard_prune",
                                                "accuracy_after_hard_prune", "accuracy")]
+            first = 1 if r["method"] == "scratch" else 0  # from random weights, not dense
             adam = r.get("optimizer", "adam") == "adam"
             label = r["method"] + ("" if adam else f" ({r['optimizer']} W-step)")
-            ax.plot(range(len(PHASES)), accuracies, "-" if adam else "--",
+            ax.plot(range(first, len(PHASES)), accuracies[first:], "-" if adam else "--",
                     marker=marker, color=color, label=f"{label}: {accuracies[-1]:.2f}%")
         ax.set_xticks(range(len(PHASES)), PHASES, fontsize=8)
         ax.set_title(kind, fontsize=10)

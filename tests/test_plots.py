@@ -22,7 +22,8 @@ ROWS = [_row("filter_admm", "filter", "admm", 0.89, 6.0, 2.5, 4.0, kept=(0.4, 0.
         _row("filter_magnitude", "filter", "magnitude", 0.88, 6.0, 2.4, None, kept=(0.4, 0.2)),
         _row("column_admm", "column", "admm", 0.87, 12.0, 3.0, 5.0, residuals=(0.9, 0.3)),
         _row("column_sgd", "column", "admm", 0.86, 12.0, None, optimizer="sgd",
-             residuals=(0.8, 0.4, 0.2, 0.05))]
+             residuals=(0.8, 0.4, 0.2, 0.05)),
+        _row("column_scratch", "column", "scratch", 0.85, 12.0, 2.9, 4.5)]
 
 
 def _points(ax):
@@ -85,7 +86,10 @@ def test_accuracy_by_phase_lines_follow_each_run():
     assert [ax.get_title() for ax in visible] == ["filter", "column"]
     for ax in visible:
         runs = [r for r in ROWS if r["kind"] == ax.get_title()]
-        drawn = [list(l.get_ydata()) for l in ax.get_lines()]
-        assert drawn == [pytest.approx([100 * r[k] for k in (
-            "dense_accuracy", "accuracy_before_hard_prune", "accuracy_after_hard_prune",
-            "accuracy")]) for r in runs]
+        drawn = [(list(l.get_xdata()), list(l.get_ydata())) for l in ax.get_lines()]
+        phases = ("dense_accuracy", "accuracy_before_hard_prune", "accuracy_after_hard_prune",
+                  "accuracy")
+        first = [1 if r["method"] == "scratch" else 0 for r in runs]  # scratch: no dense
+        assert drawn == [(list(range(f, 4)), pytest.approx([100 * r[k] for k in phases[f:]]))
+                         for r, f in zip(runs, first)]
+    assert "scratch" in [r["method"] for r in ROWS]
