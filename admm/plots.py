@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 METHOD_STYLE = {"admm": ("o", "tab:blue"), "magnitude": ("s", "tab:orange"),
                 "ssl": ("^", "tab:green"), "scratch": ("D", "tab:gray")}
@@ -61,12 +61,21 @@ def accuracy_vs_compression_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
                                 xytext=(3, 3), textcoords="offset points")
         for dense in sorted({r["dense_accuracy"] for r in rows}):
             ax.axhline(100 * dense, color="grey", linestyle=":", label="dense")
-        ax.set_xscale("log")
+        _ratio_axis(ax)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=8)
     fig.suptitle("Accuracy against compression")
     return fig
+
+
+def _ratio_axis(ax: Any) -> None:
+    """A log x axis labelled 1x, 2x, 5x, 10x, ...: Matplotlib's default labels its minor
+    ticks as 2x10^0, 3x10^0, ... once the range spans less than a decade, and they overlap."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def residual_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:

@@ -38,6 +38,11 @@ def test_accuracy_vs_compression_places_every_run_and_the_dense_line():
         assert sorted(_points(ax)) == sorted((r[key], 100 * r["accuracy"]) for r in ROWS)
         dense = [l.get_ydata()[0] for l in ax.get_lines()]
         assert dense == [pytest.approx(90.0)]
+        # ratios read as 2x, 5x, 10x; no minor labels (2x10^0, 3x10^0, ... overlapped)
+        ticks = ax.xaxis.get_major_locator().tick_values(1.5, 25)
+        assert {2.0, 5.0, 10.0, 20.0} <= set(np.round(ticks, 6))
+        assert ax.xaxis.get_major_formatter()(20.0, 0) == "20x"
+        assert ax.xaxis.get_minor_formatter()(3.0, 0) == ""
 
 
 def test_residual_curves_one_line_per_admm_run_sgd_dashed():
