@@ -20,13 +20,12 @@ from typing import Any
 import minidnn
 
 from . import plots
-from .config import Config
+from .config import METHODS, Config
 from .projections import KINDS
 from .runstate import read_state, write_json
 from .speedup import NOT_MEASURED
 from .stats import to_markdown
 
-METHODS = ("admm", "magnitude", "ssl", "scratch")
 LIGHT_CONV_SPARSITY = 0.4  # runs pruning at most this much of the convs count as light
 
 
