@@ -156,8 +156,7 @@ def results_table(rows: list[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(TABLE) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 8) + "|"]
     for r in rows:
         speedups = [_measured(r["measured_speedup"]), _measured(r.get("measured_speedup_batch64"))]
-        method = r["method"] + ("" if r["optimizer"] == "adam" else f" ({r['optimizer']} W-step)")
-        cells = [r["name"], r["kind"], method, f"{100 * r['accuracy']:.2f}%",
+        cells = [r["name"], r["kind"], _method(r), f"{100 * r['accuracy']:.2f}%",
                  f"{100 * r['accuracy_drop']:+.2f}", _ratio(r["compression"]), _ratio(r["conv_compression"]),
                  _ratio(r["conv_mac_reduction"]), *speedups, f"{r['epochs']:g}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -165,7 +164,8 @@ def results_table(rows: list[Mapping[str, Any]]) -> str:
 
 
 def side_claims(rows: list[Mapping[str, Any]]) -> list[str]:
-    """Light pruning against dense; Adam against SGD as ADMM's W-step (same spec)."""
+    """Light pruning against dense; Adam against SGD as ADMM's W-step (same spec); each
+    method against the same spec's shape trained from scratch."""
     claims = []
     for r in rows:
         if r["conv_sparsity"] <= LIGHT_CONV_SPARSITY and r["conv_sparsity"] > 0:
@@ -174,18 +174,46 @@ def side_claims(rows: list[Mapping[str, Any]]) -> list[str]:
                 f"{100 * r['conv_sparsity']:.1f}% of the conv weights: accuracy "
                 f"{100 * r['accuracy']:.2f}% against dense {100 * r['dense_accuracy']:.2f}% "
                 f"({100 * (r['accuracy'] - r['dense_accuracy']):+.2f} pts).")
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r["method"] == "admm" and r["residuals"]:
-            groups.setdefault(repr((r["model"], r["dataset"], r["prune"])), []).append(r)
-    for group in groups.values():
+    admm_runs = [r for r in rows if r["method"] == "admm" and r["residuals"]]
+    for group in _same_spec(admm_runs).values():
         if len({r["optimizer"] for r in group}) > 1:
             parts = ", ".join(f"{r['optimizer']} {r['residuals'][-1]:.3g} ({r['name']})"
                               for r in sorted(group, key=lambda r: r["optimizer"]))
             claims.append(f"- **ADMM W-step, Adam against SGD** (same prune spec): primal "
                           f"residual after {len(group[0]['residuals'])} rounds: {parts}; "
                           "curves in figures/residuals.png.")
+    return claims + _scratch_claims(rows)
+
+
+def _scratch_claims(rows: list[Mapping[str, Any]]) -> list[str]:
+    """Per prune spec with a ``scratch`` run: every other run's accuracy against it."""
+    claims = []
+    for group in _same_spec(rows).values():
+        scratch = next((r for r in group if r["method"] == "scratch"), None)
+        others = [r for r in group if r["method"] != "scratch"]
+        if scratch is None or not others:
+            continue
+        parts = ", ".join(
+            f"{_method(r)} {100 * r['accuracy']:.2f}% "
+            f"({100 * (r['accuracy'] - scratch['accuracy']):+.2f} pts, conv MACs "
+            f"{_ratio(r['conv_mac_reduction'])} fewer)" for r in others)
+        claims.append(f"- **Pruning against training from scratch** ({scratch['kind']}): "
+                      f"the kept shape from random weights, {scratch['name']}, "
+                      f"{100 * scratch['accuracy']:.2f}% (conv MACs "
+                      f"{_ratio(scratch['conv_mac_reduction'])} fewer); {parts}.")
     return claims
+
+
+def _same_spec(rows: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(repr((r["model"], r["dataset"], r["prune"])), []).append(r)
+    return groups
+
+
+def _method(row: Mapping[str, Any]) -> str:
+    """The method as the table names it: ADMM with an SGD W-step says so."""
+    return row["method"] + ("" if row["optimizer"] == "adam" else f" ({row['optimizer']} W-step)")
 
 
 def _targets_table(rows: list[Mapping[str, Any]]) -> list[str]:

@@ -309,6 +309,25 @@ def test_scratch_trains_the_pruned_shape_from_the_initial_weights(tmp_path, monk
         "phases"]["pretrain"]["accuracy"]
 
 
+def test_side_claims_set_each_method_against_scratch_on_the_same_spec():
+    def row(name, method, accuracy, spec, optimizer="adam", mac=6.0):
+        return {"name": name, "kind": "filter", "method": method, "accuracy": accuracy,
+                "optimizer": optimizer, "model": "lenet5", "dataset": "fmnist",
+                "prune": spec, "conv_mac_reduction": mac, "conv_sparsity": 0.8,
+                "residuals": [0.1] if method == "admm" else []}
+    a, b = {"conv1": {"kind": "filter", "keep": 0.5}}, {"conv1": {"kind": "filter", "keep": 0.3}}
+    rows = [row("a_admm", "admm", 0.905, a), row("a_sgd", "admm", 0.90, a, "sgd"),
+            row("a_mag", "magnitude", 0.8925, a, mac=5.5), row("a_scratch", "scratch", 0.895, a),
+            row("b_admm", "admm", 0.88, b)]  # spec b has no scratch run: no claim
+    claims = [c for c in report.side_claims(rows) if "from scratch" in c]
+    assert len(claims) == 1
+    claim = claims[0]
+    assert "a_scratch, 89.50%" in claim and "b_admm" not in claim
+    assert "admm 90.50% (+1.00 pts" in claim and "admm (sgd W-step) 90.00% (+0.50 pts" in claim
+    assert "magnitude 89.25% (-0.25 pts, conv MACs 5.50x fewer)" in claim
+    assert any("Adam against SGD" in c for c in report.side_claims(rows))
+
+
 def test_reproduce_all_writes_one_combined_table(tmp_path):
     configs = {}
     for name, spec in [("t_filter", {"conv1": {"kind": "filter", "keep": 2}}),
