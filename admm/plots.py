@@ -33,6 +33,12 @@ METHOD_STYLE = {"admm": ("o", "tab:blue"), "magnitude": ("s", "tab:orange"),
                 "ssl": ("^", "tab:green"), "scratch": ("D", "tab:gray")}
 
 
+def method_label(row: Mapping[str, Any]) -> str:
+    """The method as tables and legends name it: ADMM with an SGD W-step says so."""
+    optimizer = row.get("optimizer", "adam")
+    return row["method"] + ("" if optimizer == "adam" else f" ({optimizer} W-step)")
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -205,9 +211,9 @@ def accuracy_by_phase_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
                                                "accuracy_after_hard_prune", "accuracy")]
             first = 1 if r["method"] == "scratch" else 0  # from random weights, not dense
             adam = r.get("optimizer", "adam") == "adam"
-            label = r["method"] + ("" if adam else f" ({r['optimizer']} W-step)")
             ax.plot(range(first, len(PHASES)), accuracies[first:], "-" if adam else "--",
-                    marker=marker, color=color, label=f"{label}: {accuracies[-1]:.2f}%")
+                    marker=marker, color=color,
+                    label=f"{method_label(r)}: {accuracies[-1]:.2f}%")
         ax.set_xticks(range(len(PHASES)), PHASES, fontsize=8)
         ax.set_title(kind, fontsize=10)
         ax.set_ylabel("test accuracy (%)")

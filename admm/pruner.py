@@ -8,8 +8,9 @@ Minimise f(W) subject to W_i in S_i. With Z_i = W_i and a scaled dual U_i, ADMM 
 2. Z-step: Z_i = Pi_{S_i}(W_i + U_i), the analytic Euclidean projection.
 3. U-step: U_i = U_i + W_i - Z_i; then rho_i = min(rho_i * rho_growth, rho_max).
    U is the *scaled* dual, lambda_i / rho_i. By default it is kept as it is when rho grows,
-   which lets the pull lambda_i = rho_i U_i grow with rho; ``rescale_dual=True`` divides U by the growth factor (Boyd et al. 2011, Sec. 3.4.1), so
-   that lambda stays what the U-step made it.
+   which lets the pull lambda_i = rho_i U_i grow with rho; ``rescale_dual=True`` divides U
+   by the growth factor (Boyd et al. 2011, Sec. 3.4.1), so that lambda stays what the
+   U-step made it.
 
 Steps 2-3 run every ``update_every`` optimizer steps, or at the end of every epoch when
 ``update_every="epoch"`` (pass the pruner to ``fit(callbacks=[pruner])``).

@@ -156,7 +156,7 @@ def results_table(rows: list[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(TABLE) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 8) + "|"]
     for r in rows:
         speedups = [_measured(r["measured_speedup"]), _measured(r.get("measured_speedup_batch64"))]
-        cells = [r["name"], r["kind"], _method(r), f"{100 * r['accuracy']:.2f}%",
+        cells = [r["name"], r["kind"], plots.method_label(r), f"{100 * r['accuracy']:.2f}%",
                  f"{100 * r['accuracy_drop']:+.2f}", _ratio(r["compression"]), _ratio(r["conv_compression"]),
                  _ratio(r["conv_mac_reduction"]), *speedups, f"{r['epochs']:g}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -194,7 +194,7 @@ def _scratch_claims(rows: list[Mapping[str, Any]]) -> list[str]:
         if scratch is None or not others:
             continue
         parts = ", ".join(
-            f"{_method(r)} {100 * r['accuracy']:.2f}% "
+            f"{plots.method_label(r)} {100 * r['accuracy']:.2f}% "
             f"({100 * (r['accuracy'] - scratch['accuracy']):+.2f} pts, conv MACs "
             f"{_ratio(r['conv_mac_reduction'])} fewer)" for r in others)
         claims.append(f"- **Pruning against training from scratch** ({scratch['kind']}): "
@@ -209,11 +209,6 @@ def _same_spec(rows: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any
     for r in rows:
         groups.setdefault(repr((r["model"], r["dataset"], r["prune"])), []).append(r)
     return groups
-
-
-def _method(row: Mapping[str, Any]) -> str:
-    """The method as the table names it: ADMM with an SGD W-step says so."""
-    return row["method"] + ("" if row["optimizer"] == "adam" else f" ({row['optimizer']} W-step)")
 
 
 def _targets_table(rows: list[Mapping[str, Any]]) -> list[str]:
