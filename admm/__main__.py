@@ -2,7 +2,8 @@
 
     python -m admm reproduce --config admm/configs/lenet5_fmnist_filter_admm.yaml --out runs/x
     python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
-    python -m admm demo --out runs/demo
+    python -m admm reproduce --all --out runs/gpu --device cuda
+    python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
 
 A bad config, a bad prune spec or missing data ends the program with exit code 2 and a
@@ -20,17 +21,21 @@ from .config import ConfigError
 from .spec import SpecError
 
 DATA_HINT = "get it with 'make data' (or: python -m minidnn.data.download fashion-mnist)"
+DEVICE_HELP = ("cpu or cuda: train there whatever the configs say (cuda needs CuPy and a GPU; "
+               "compaction and its timing stay on the CPU)")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
     from .pipeline import reproduce, reproduce_all
 
     if args.all:
-        reproduce_all(args.out, resume=args.resume, only=args.only, remeasure=args.remeasure)
+        reproduce_all(args.out, resume=args.resume, only=args.only, remeasure=args.remeasure,
+                      device=args.device)
     elif args.only:
         raise ConfigError("--only selects among the shipped configs: use it with --all")
     else:
-        reproduce(args.config, args.out, resume=args.resume, remeasure=args.remeasure)
+        reproduce(args.config, args.out, resume=args.resume, remeasure=args.remeasure,
+                  device=args.device)
     return 0
 
 
@@ -38,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .pipeline import demo_configs, reproduce_all
 
     configs = {path.stem: path for path in demo_configs()}
-    reproduce_all(args.out, resume=args.resume, configs=configs)
+    reproduce_all(args.out, resume=args.resume, configs=configs, device=args.device)
     return 0
 
 
@@ -84,11 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "(after a change of kernels or machine; nothing retrains; implies "
                           "--resume)")
     rep.add_argument("--only", nargs="+", metavar="NAME", help="with --all: just these configs")
+    rep.add_argument("--device", metavar="DEVICE", help=DEVICE_HELP)
     rep.set_defaults(func=_reproduce)
 
     demo = commands.add_parser("demo", help="a short run (a few minutes): admm/configs/demo*.yaml")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--resume", action="store_true", help="continue where a run stopped")
+    demo.add_argument("--device", metavar="DEVICE", help=DEVICE_HELP)
     demo.set_defaults(func=_demo)
 
     stats = commands.add_parser("stats", help="the per-layer sparsity table of a checkpoint")

@@ -6,6 +6,7 @@ A config is a JSON or YAML file (or a dict) read by ``load_config``::
     dataset: fashion-mnist           # fashion-mnist | mnist | synthetic
     seed: 0
     method: admm                     # admm | magnitude | ssl | scratch
+    device: cpu                      # cpu | cuda (training on the GPU through CuPy)
     pretrain: {epochs: 8, lr: 0.001, batch_size: 64}
     admm: {rounds: 8, steps_per_round: epoch, rho: 0.001, rho_growth: 1.3, rho_max: 1.0}
     retrain: {epochs: 4, lr: 0.001}
@@ -21,6 +22,11 @@ the pruned shape from random weights for the dense epochs plus those rounds.
 Bad input is rejected here, where it enters: an unknown key, a value of the wrong type
 or range, a prune entry that does not fit the model's layers all raise ``ConfigError``
 naming the dotted key, e.g. ``admm.rho_growth must be >= 1, got 0.5``.
+
+``device: cuda`` trains, prunes and evaluates on the GPU (CuPy); compaction and its
+timing run the Numba kernels on a CPU copy of the model. The GPU's float arithmetic
+differs from the CPU's, so a cuda run has its own fingerprint and its own cached dense
+model; a cpu run's stay what they were before the key existed.
 """
 from __future__ import annotations
 
@@ -30,11 +36,13 @@ import numbers
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from minidnn import backend
 
 from admm.masking import weight_shapes
 from admm.models import MODEL_NAMES, build_model
@@ -42,6 +50,7 @@ from admm.spec import LayerSpec, PruneSpec, SpecError, _UniqueKeyLoader
 
 DATASETS = ("fashion-mnist", "mnist", "synthetic")
 METHODS = ("admm", "magnitude", "ssl", "scratch")
+DEVICES = ("cpu", "cuda")
 OPTIMIZERS = ("adam", "sgd")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 RESERVED_NAMES = {"dense": "the cached dense models", "figures": "the report's figures"}
@@ -235,6 +244,7 @@ class Config:
     description: str = option("", text)
     kind: str | None = option(None, optional(text))
     method: str = option("admm", choice(*METHODS))
+    device: str = option("cpu", choice(*DEVICES))
     seed: int = option(0, integer(0))
     data_dir: str | None = option(None, optional(text))
     dense_checkpoint: str | None = option(None, optional(text))
@@ -263,14 +273,18 @@ class Config:
         started before they existed still resumes."""
         settings = {k: v for k, v in self.to_dict().items() if k != "data_dir"}
         for (part, key), default in ADDED_OPTIONS.items():
-            if settings[part].get(key) == default:
-                del settings[part][key]
+            where = settings if part is None else settings[part]
+            if where.get(key) == default:
+                del where[key]
         return _digest(settings)
 
     def dense_key(self) -> str:
         """A hash of what the dense model depends on: runs that share it pretrain once."""
-        return _digest({"model": self.model, "dataset": self.dataset, "seed": self.seed,
-                        "train_subset": self.train_subset, "pretrain": asdict(self.pretrain)})
+        settings = {"model": self.model, "dataset": self.dataset, "seed": self.seed,
+                    "train_subset": self.train_subset, "pretrain": asdict(self.pretrain)}
+        if self.device != "cpu":
+            settings["device"] = self.device
+        return _digest(settings)
 
     @property
     def retrain_batch_size(self) -> int:
@@ -278,8 +292,10 @@ class Config:
 
 
 REQUIRED = ("model", "dataset", "prune")
-# (section, key): default of options added after runs had been made with this fingerprint
-ADDED_OPTIONS = {("admm", "rescale_dual"): False, ("admm", "prune_support"): "w"}
+# (section or None for the top level, key): default of options added after runs had been
+# made with this fingerprint
+ADDED_OPTIONS = {("admm", "rescale_dual"): False, ("admm", "prune_support"): "w",
+                 (None, "device"): "cpu"}
 
 
 def _digest(settings: dict[str, Any]) -> str:
@@ -358,4 +374,18 @@ def load_config(source: Config | Mapping[str, Any] | str | os.PathLike) -> Confi
             raise ConfigError(f"{path}: {err}") from None
     config = _build(Config, source, "")
     _check_together(config)
+    return config
+
+
+def on_device(config: Config, device: str | None) -> Config:
+    """``config`` with its ``device`` set to ``device`` (None: as it is), checked usable.
+
+    ``ConfigError`` when the device is unknown, or is ``cuda`` where CuPy sees no GPU.
+    """
+    if device is not None:
+        config = replace(config, device=choice(*DEVICES)("--device", device))
+    if config.device != "cpu" and not backend.GPU_AVAILABLE:
+        raise ConfigError(f"device {config.device!r} (run {config.name}): CuPy with a GPU is "
+                          "not available here; install minidnn-admm[cuda12x] or [cuda13x] on "
+                          "a machine with a GPU, or train on the cpu")
     return config

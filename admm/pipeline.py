@@ -21,7 +21,7 @@ from typing import Any
 import minidnn
 
 from . import phases, report
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, on_device
 from .data import load_data
 from .models import build_model
 from .phases import Run
@@ -56,7 +56,7 @@ def demo_configs() -> list[Path]:
 def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike,
               resume: bool = False, progress: bool | None = None,
               log: Callable[[str], None] = print, write_report: bool = True,
-              remeasure: bool = False) -> dict[str, Any]:
+              remeasure: bool = False, device: str | None = None) -> dict[str, Any]:
     """Run every phase of one config in ``out_dir``; return its row of ``results.json``.
 
     ``progress`` shows per-epoch bars (None: only on a terminal). ``log`` gets the
@@ -64,14 +64,16 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
     ``out_dir/results.json``, ``results.md`` and the figures for every finished run there.
     ``remeasure`` (implies ``resume``) times the compact model again and redoes the
     report, after a change of kernels or machine; no phase that trains runs again.
+    ``device`` (``cpu`` or ``cuda``) overrides the config's ``device``.
     """
-    config = load_config(config)
+    config = on_device(load_config(config), device)
     out = Path(out_dir)
     state = RunState.open(out / config.name, config, resume or remeasure)
     if remeasure:
         state.undo(*REMEASURED)
     data = load_data(config)
-    run = Run(config, out, state, data, build_model(config.model, seed=config.seed),
+    run = Run(config, out, state, data,
+              build_model(config.model, seed=config.seed).to(config.device),
               resume=resume, progress=progress)
     _restore(run)
     steps: dict[str, Callable[[Run], dict[str, Any]]] = {
@@ -79,7 +81,8 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
         "hard_prune": phases.hard_prune_phase, "retrain": phases.retrain,
         "evaluate": phases.evaluate_phase, "compact": phases.compact,
         "report": lambda r: _report_phase(r, write_report)}
-    log(f"== {config.name}: {config.model} on {config.dataset}, {config.method}, into {state.dir}")
+    log(f"== {config.name}: {config.model} on {config.dataset}, {config.method}, "
+        f"on {config.device}, into {state.dir}")
     for phase in phase_names(config):
         if state.done(phase):
             log(f"{state.record(phase)['summary']} (done before)")
@@ -124,16 +127,17 @@ def reproduce_all(out_dir: str | os.PathLike, resume: bool = False,
                   only: Iterable[str] | None = None, progress: bool | None = None,
                   log: Callable[[str], None] = print,
                   configs: dict[str, Path] | None = None,
-                  remeasure: bool = False) -> dict[str, Any]:
+                  remeasure: bool = False, device: str | None = None) -> dict[str, Any]:
     """Reproduce every shipped config (or those named in ``only``); one combined report.
-    ``remeasure`` as for ``reproduce``."""
+    ``remeasure`` and ``device`` as for ``reproduce``."""
     configs = shipped_configs() if configs is None else configs
     names = list(configs) if only is None else list(only)
     unknown = [n for n in names if n not in configs]
     if unknown:
         raise ConfigError(f"--only: unknown config {unknown[0]!r} "
                           f"(expected one of {', '.join(configs)})")
-    loaded = [load_config(configs[name]) for name in names]  # every config checked up front
+    # every config checked up front
+    loaded = [on_device(load_config(configs[name]), device) for name in names]
     for config in loaded:
         reproduce(config, out_dir, resume=resume, progress=progress, log=log, write_report=False,
                   remeasure=remeasure)

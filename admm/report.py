@@ -72,6 +72,7 @@ def result_row(config: Config, records: Mapping[str, Mapping[str, Any]]) -> dict
         "measured_speedup_batch64": records["compact"].get("measured_speedup_batch64"),
         "epochs": sum(epochs.values()),
         "description": config.description, "model": config.model, "dataset": config.dataset,
+        "device": config.device,
         "optimizer": config.admm.optimizer, "dense_accuracy": evaluated["dense_accuracy"],
         "accuracy_before_hard_prune": method["accuracy"],
         "accuracy_after_hard_prune": records["hard_prune"]["accuracy"],

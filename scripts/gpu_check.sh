@@ -6,7 +6,11 @@
 #      the tests that skip without a GPU (about 100, a minute instead of a cold Numba build);
 #   2. LeNet-5 epoch time on Fashion-MNIST, minidnn (CuPy) against PyTorch CUDA on the same
 #      GPU, data on the GPU, at batch 64 and 256 ($OUT/train_speed_cuda_b64.json, _b256.json,
-#      each with minidnn's time per op; the table is also in $OUT/train_speed_b64.log).
+#      each with minidnn's time per op; the table is also in $OUT/train_speed_b64.log);
+#   3. the reproduction pipeline on the GPU: `python -m admm reproduce --all --only CONFIGS
+#      --device cuda` for the shipped configs in GPU_CHECK_CONFIGS (default: the filter and
+#      channel ADMM runs), their wall time, results.json / results.md and each run's
+#      state.json in $OUT/reproduce/ (the checkpoints stay behind).
 # Every step runs even when an earlier one fails; logs and JSON land in $OUT (default
 # ./gpu_out), with a summary in $OUT/gpu_check.json; the exit status is non-zero when a step
 # failed. Without a usable GPU it stops at once with exit status 2 and says why.
@@ -14,7 +18,8 @@
 # Needs CuPy, Numba, PyTorch (CUDA build) and pytest installed; no network. Fashion-MNIST
 # is read from $MINIDNN_DATA, ./data (copy the four IDX files into data/fashion-mnist/), the
 # user cache or /usr/share/datasets/fashion-mnist.
-# Knobs: GPU_CHECK_STEPS="tests bench", GPU_CHECK_TESTS=all|gpu (a subset reruns only that part),
+# Knobs: GPU_CHECK_STEPS="tests bench pipeline", GPU_CHECK_TESTS=all|gpu (a subset reruns only
+#        that part), GPU_CHECK_CONFIGS="lenet5_fmnist_filter_admm ...",
 #        GPU_CHECK_BATCHES=300, GPU_CHECK_ROUNDS=3, GPU_CHECK_PYTEST_ARGS, GPU_CHECK_BENCH_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +28,8 @@ OUT=${OUT:-./gpu_out}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PYTHON=${PYTHON:-python3}
-STEPS=${GPU_CHECK_STEPS:-tests bench}
+STEPS=${GPU_CHECK_STEPS:-tests bench pipeline}
+CONFIGS=${GPU_CHECK_CONFIGS:-lenet5_fmnist_filter_admm lenet5_fmnist_channel_admm}
 BATCHES=${GPU_CHECK_BATCHES:-300}
 ROUNDS=${GPU_CHECK_ROUNDS:-3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -85,6 +91,21 @@ bench() {
   "$PYTHON" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(json.dumps(r))' "$json"
 }
 
+# pipeline: the shipped CONFIGS through every phase on the GPU, timed; results to $OUT/reproduce
+pipeline() {
+  local runs start
+  runs=$(mktemp -d)
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  "$PYTHON" -m admm reproduce --all --only $CONFIGS --out "$runs" --device cuda || return 1
+  mkdir -p "$OUT/reproduce"
+  echo "{\"configs\": \"$CONFIGS\", \"wall_s\": $(( $(date +%s) - start ))}" \
+    >"$OUT/reproduce/wall.json"
+  cp "$runs/results.json" "$runs/results.md" "$OUT/reproduce/"
+  for config in $CONFIGS; do cp "$runs/$config/state.json" "$OUT/reproduce/$config.state.json"; done
+  cat "$OUT/reproduce/wall.json"
+}
+
 : >"$OUT/gpu_check.log"
 run nvidia-smi preflight
 if [ "${status[nvidia-smi]}" != ok ]; then
@@ -105,7 +126,8 @@ for step in $STEPS; do
         failed+=(pytest-cupy-cases-skipped)
       fi ;;
     bench) run train_speed_b64 bench 64; run train_speed_b256 bench 256 ;;
-    *) log "unknown step '$step' in GPU_CHECK_STEPS (expected: tests bench)"; exit 2 ;;
+    pipeline) run reproduce_cuda pipeline ;;
+    *) log "unknown step '$step' in GPU_CHECK_STEPS (expected: tests bench pipeline)"; exit 2 ;;
   esac
 done
 
@@ -122,6 +144,13 @@ for batch in (64, 256):
         summary["train_speed"][batch] = {
             "minidnn_epoch_s": r["minidnn_epoch_s"], "torch_epoch_s": r["torch_epoch_s"],
             "ratio": ratio, "target_met": None if ratio is None else ratio <= 1.2, "gpu": r.get("gpu")}
+wall = out / "reproduce" / "wall.json"
+if wall.is_file():
+    results = json.loads((out / "reproduce" / "results.json").read_text())
+    summary["reproduce"] = {**json.loads(wall.read_text()), "dense_accuracy": results["dense"]["accuracy"],
+                            "runs": [{k: r[k] for k in ("name", "device", "accuracy", "accuracy_drop",
+                                                        "conv_mac_reduction", "measured_speedup")}
+                                     for r in results["runs"]]}
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
 print(json.dumps(summary))
 EOF

@@ -14,10 +14,11 @@ import minidnn
 from admm import hard_prune
 from admm import phases, report, training
 from admm.__main__ import main
-from admm.config import ConfigError, load_config
+from admm.config import ConfigError, load_config, on_device
 from admm.models import build_model
 from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
 from admm.stats import summary
+from minidnn import backend
 from minidnn.models import LeNet5
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,7 @@ def tiny(**changes):
     ({"retrain": {"lr_decay": 0}}, "retrain.lr_decay must be > 0, got 0"),
     ({"admm": {"rescale_dual": 1}}, "admm.rescale_dual must be true or false"),
     ({"admm": {"prune_support": "u"}}, "admm.prune_support must be one of w, z"),
+    ({"device": "tpu"}, "device must be one of cpu, cuda, got 'tpu'"),
 ])
 def test_config_errors_name_the_key(change, message):
     with pytest.raises(ConfigError) as err:
@@ -109,6 +111,10 @@ def test_config_required_keys_files_and_round_trip(tmp_path):
     assert base == load_config(tiny(admm={"rescale_dual": False})).fingerprint()
     assert base != load_config(tiny(admm={"rescale_dual": True})).fingerprint()
     assert config.dense_key() == load_config(tiny(method="ssl")).dense_key()
+    # the device is an option added later: cpu runs keep their fingerprint and dense model
+    cpu, cuda = load_config(tiny(device="cpu")), load_config(tiny(device="cuda"))
+    assert cpu.fingerprint() == base and cuda.fingerprint() != base
+    assert cpu.dense_key() == config.dense_key() != cuda.dense_key()
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +242,55 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, c
     assert {k: v for k, v in row.items() if k not in timed} == \
         {k: v for k, v in expected.items() if k not in timed}
     assert row["measured_speedup"] > 0
+
+
+def test_a_run_trains_on_the_configs_device_and_compacts_on_the_cpu(tmp_path, monkeypatch,
+                                                                    device):
+    """cpu or cuda (the CuPy case skips without a GPU): every phase on that device, the
+    checkpoints on the host, the compact model timed on the CPU; interrupted and resumed
+    on the device it ends with the weights of the uninterrupted run there."""
+    quiet = {"progress": False, "log": lambda line: None, "write_report": False}
+    seen = []
+    real = phases.measure_speedup
+
+    def measure(model, masks, *args):
+        seen.append({backend.device_of(p.data) for _, p in model.named_parameters()}
+                    | {backend.device_of(m) for m in masks.values()})
+        return real(model, masks, *args)
+    monkeypatch.setattr(phases, "measure_speedup", measure)
+    row = reproduce(tiny(), tmp_path / "config", device=device, **quiet)
+    assert row["device"] == device and seen == [{"cpu"}, {"cpu"}]
+    assert row["measured_speedup"] > 0 and row["measured_speedup_batch64"] > 0
+    _interrupt_at(monkeypatch, 4)  # in ADMM round 2
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tiny(device=device), tmp_path / "interrupted", **quiet)
+    _interrupt_at(monkeypatch, 0)
+    resumed = reproduce(tiny(device=device), tmp_path / "interrupted", resume=True, **quiet)
+    timed = ("measured_speedup", "measured_speedup_batch64")
+    assert {k: v for k, v in resumed.items() if k not in timed} == \
+        {k: v for k, v in row.items() if k not in timed}
+    for name in ("config", "interrupted"):
+        tree = minidnn.load(tmp_path / name / "run" / "ckpt_retrain.npz")
+        assert all(isinstance(w, np.ndarray) for w in tree["model"].values())
+    if device == "cuda":  # the same run on the CPU: other rounding, the same spec
+        cpu = reproduce(tiny(), tmp_path / "cpu", **quiet)
+        assert cpu["device"] == "cpu" and cpu["compression"] == row["compression"]
+        assert abs(cpu["accuracy"] - row["accuracy"]) <= 0.1
+
+
+@pytest.mark.skipif(backend.GPU_AVAILABLE, reason="checks the error raised when no GPU is present")
+def test_cuda_without_a_gpu_is_a_config_error_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="device 'cuda' \\(run run\\): CuPy with a GPU"):
+        on_device(load_config(tiny()), "cuda")
+    with pytest.raises(ConfigError, match="--device must be one of cpu, cuda, got 'tpu'"):
+        on_device(load_config(tiny()), "tpu")
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(tiny()))
+    assert main(["reproduce", "--config", str(path), "--out", str(tmp_path / "o"),
+                 "--device", "cuda"]) == 2
+    assert "CuPy with a GPU is not available" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "d"), "--device", "cuda"]) == 2
+    assert not (tmp_path / "o").exists() and not (tmp_path / "d").exists()
 
 
 def test_interrupted_run_needs_resume_with_the_same_config(tmp_path, monkeypatch):
