@@ -71,6 +71,9 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
     state = RunState.open(out / config.name, config, resume or remeasure)
     if remeasure:
         state.undo(*REMEASURED)
+    note = state.resumed_elsewhere(config.device)  # None for a fresh start
+    if note:
+        log(note)
     data = load_data(config)
     run = Run(config, out, state, data,
               build_model(config.model, seed=config.seed).to(config.device),
@@ -113,7 +116,8 @@ def _restore(run: Run) -> None:
 
 
 def _report_phase(run: Run, write: bool) -> dict[str, Any]:
-    row = report.result_row(run.config, run.state.data["phases"])
+    row = report.result_row(run.config, run.state.data["phases"],
+                            run.state.data.get("environment"))
     if not write:
         return {"row": row, "summary": f"[report] {run.config.name}: row ready"}
     run.state.data["phases"]["report"] = {"row": row}

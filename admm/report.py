@@ -22,7 +22,7 @@ import minidnn
 from . import plots
 from .config import METHODS, Config
 from .projections import KINDS
-from .runstate import read_state, write_json
+from .runstate import describe, read_state, write_json
 from .speedup import NOT_MEASURED
 from .stats import to_markdown
 
@@ -54,8 +54,10 @@ def _targets(config: Config, stats: Mapping[str, Any]) -> dict[str, Any]:
     return targets
 
 
-def result_row(config: Config, records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """One run's entry of ``results.json`` from its phases' records."""
+def result_row(config: Config, records: Mapping[str, Mapping[str, Any]],
+               environment: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One run's entry of ``results.json`` from its phases' records (and the
+    ``environment`` it was trained in, None for runs started before that was recorded)."""
     evaluated, method = records["evaluate"], records[config.method]
     stats = evaluated["stats"]
     # a scratch run starts from random weights: the dense model is only its reference
@@ -72,7 +74,7 @@ def result_row(config: Config, records: Mapping[str, Mapping[str, Any]]) -> dict
         "measured_speedup_batch64": records["compact"].get("measured_speedup_batch64"),
         "epochs": sum(epochs.values()),
         "description": config.description, "model": config.model, "dataset": config.dataset,
-        "device": config.device,
+        "device": config.device, "environment": dict(environment) if environment else None,
         "optimizer": config.admm.optimizer, "dense_accuracy": evaluated["dense_accuracy"],
         "accuracy_before_hard_prune": method["accuracy"],
         "accuracy_after_hard_prune": records["hard_prune"]["accuracy"],
@@ -120,7 +122,11 @@ def collect_results(out: Path) -> dict[str, Any]:
         first = rows[0]
         dense = {"accuracy": first["dense_accuracy"], "model": first["model"],
                  "dataset": first["dataset"], "epochs": first["epochs_by_phase"]["pretrain"]}
-    return _json_safe({"dense": dense, "runs": rows})
+    environments = []  # the distinct ones, in table order
+    for row in rows:
+        if row.get("environment") and row["environment"] not in environments:
+            environments.append(row["environment"])
+    return _json_safe({"dense": dense, "environments": environments, "runs": rows})
 
 
 def write_report(out: Path) -> list[Path]:
@@ -230,6 +236,11 @@ def markdown(results: Mapping[str, Any], states: list[dict[str, Any]], figures: 
                    else "loaded from dense_checkpoint (its epochs not counted)")
         parts += [f"Dense model: {dense['model']} on {dense['dataset']}, {trained}, "
                   f"test accuracy {100 * dense['accuracy']:.2f}%.", ""]
+    envs = results.get("environments", [])
+    if envs:
+        which = "Trained with" if len(envs) == 1 else "Trained in more than one environment"
+        parts += [f"{which} (the same config and seed repeat bitwise only in the same one): "
+                  + "; ".join(describe(e) for e in envs) + ".", ""]
     if any(r["measured_speedup"] is None for r in rows):
         parts += [NOT_MEASURED + ".", ""]
     parts += [results_table(rows), ""]

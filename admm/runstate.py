@@ -1,7 +1,9 @@
 """One run's progress on disk: ``DIR/<run>/state.json`` and its phase checkpoints.
 
-``state.json`` holds the config, the phases finished so far (in order) and what each
-recorded (accuracy, residuals, statistics, its one-line summary). A phase counts as
+``state.json`` holds the config, the phases finished so far (in order), what each
+recorded (accuracy, residuals, statistics, its one-line summary) and the ``environment``
+the run started in: training is bitwise repeatable for a config only with the same
+NumPy / BLAS build, Numba thread count and device, so the report says which it was. A phase counts as
 finished only once its record is written, after its checkpoint, so a crash at any
 point leaves a state from which ``--resume`` can go on. Both files are replaced
 atomically: a reader never sees half of one.
@@ -10,10 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numba
+import numpy as np
+
+from minidnn import backend
 from minidnn.io import atomic_write
 
 from .config import Config, ConfigError
@@ -27,6 +34,32 @@ def write_json(path: Path, data: Any) -> Path:
         json.dump(data, f, indent=2)
         f.write("\n")
     return path
+
+
+def environment(device: str = "cpu") -> dict[str, str]:
+    """What a run's numbers depend on besides its config: a NumPy built against another
+    BLAS, or another Numba thread count, rounds differently, and the training diverges."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas_name = f"{blas.get('name', '?')} {blas.get('version', '?')}"
+    except (TypeError, KeyError):  # NumPy < 1.25 has no mode="dicts"
+        blas_name = "unknown"
+    env = {"python": platform.python_version(), "numpy": np.__version__, "blas": blas_name,
+           "numba": numba.__version__, "numba_threads": str(numba.config.NUMBA_NUM_THREADS),
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    if device == "cuda":
+        props = backend.cp.cuda.runtime.getDeviceProperties(backend.cp.cuda.Device().id)
+        env.update(cupy=backend.cp.__version__, gpu=props["name"].decode())
+    return env
+
+
+def describe(env: dict[str, str]) -> str:
+    """One line: ``NumPy 2.4.6 (scipy-openblas 0.3.31), Numba 0.68.1 (2 threads), ...``."""
+    text = (f"NumPy {env['numpy']} ({env['blas']}), Numba {env['numba']} "
+            f"({env['numba_threads']} threads), Python {env['python']}, {env['machine']}")
+    if "gpu" in env:
+        text += f", {env['gpu']} (CuPy {env['cupy']})"
+    return text
 
 
 class RunState:
@@ -55,7 +88,8 @@ class RunState:
                               "choose another --out or run name")
         directory.mkdir(parents=True, exist_ok=True)
         state = cls(directory, {"name": config.name, "fingerprint": config.fingerprint(),
-                                "config": config.to_dict(), "done": [], "phases": {}})
+                                "config": config.to_dict(), "done": [], "phases": {},
+                                "environment": environment(config.device)})
         state.save()
         return state
 
@@ -67,6 +101,19 @@ class RunState:
 
     def record(self, phase: str) -> dict[str, Any]:
         return self.data["phases"].get(phase, {})
+
+    def resumed_elsewhere(self, device: str) -> str | None:
+        """When this environment differs from the one the run started in: record it in
+        ``resumed_in`` and say how; None when it is the same (or the run predates the key)."""
+        started, now = self.data.get("environment"), environment(device)
+        if started is None or started == now:
+            return None
+        self.data.setdefault("resumed_in", []).append(now)
+        self.save()
+        changed = ", ".join(f"{k} {now.get(k)} (was {started.get(k)})"
+                            for k in sorted(set(started) | set(now)) if started.get(k) != now.get(k))
+        return (f"note: {self.data['name']} continues in another environment: {changed}; "
+                "from here on its numbers need not be bitwise those of an uninterrupted run")
 
     def finish(self, phase: str, record: dict[str, Any]) -> None:
         """Store ``record`` as ``phase``'s result and mark the phase finished."""

@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
 import minidnn
 from admm import hard_prune
-from admm import phases, report, training
+from admm import phases, report, runstate, training
 from admm.__main__ import main
 from admm.config import ConfigError, load_config, on_device
 from admm.models import build_model
@@ -151,6 +152,12 @@ def test_every_phase_writes_results_report_and_figures(finished):
     md = (out / "results.md").read_text()
     assert "not measured" not in md
     assert ", 2 epochs, test accuracy" in md
+    # the environment each run was trained in: once in the report, as all three share it
+    env = rows["tiny_admm"]["environment"]
+    assert env["numpy"] == np.__version__ and env["numba_threads"] == str(numba.config.NUMBA_NUM_THREADS)
+    assert results["environments"] == [env] and all(r["environment"] == env for r in rows.values())
+    assert md.count(f"Trained with (the same config and seed repeat bitwise only in the same "
+                    f"one): NumPy {np.__version__} (") == 1
     dense = dict(results["dense"], epochs=0)  # a dense_checkpoint: not trained in the run
     assert "loaded from dense_checkpoint" in report.markdown(dict(results, dense=dense), [], [])
     assert "| tiny_ssl | filter | ssl |" in md and "| conv1 | 4x1x5x5 | 2/4 |" in md
@@ -291,6 +298,27 @@ def test_cuda_without_a_gpu_is_a_config_error_before_anything_runs(tmp_path, cap
     assert "CuPy with a GPU is not available" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path / "d"), "--device", "cuda"]) == 2
     assert not (tmp_path / "o").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_run_resumed_in_another_environment_says_so(tmp_path, monkeypatch):
+    quiet = {"progress": False, "write_report": False}
+    _interrupt_at(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tiny(), tmp_path, log=lambda line: None, **quiet)
+    _interrupt_at(monkeypatch, 0)
+    lines = []
+    reproduce(tiny(), tmp_path, resume=True, log=lines.append, **quiet)  # the same: no note
+    assert not any(line.startswith("note:") for line in lines)
+    real = runstate.environment
+    monkeypatch.setattr(runstate, "environment", lambda device: {**real(device), "numpy": "9.9"})
+    lines = []
+    row = reproduce(tiny(), tmp_path, remeasure=True, log=lines.append, **quiet)
+    assert lines[0] == (f"note: run continues in another environment: numpy 9.9 (was "
+                        f"{np.__version__}); from here on its numbers need not be bitwise those "
+                        "of an uninterrupted run")
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["environment"]["numpy"] == np.__version__ == row["environment"]["numpy"]
+    assert [e["numpy"] for e in state["resumed_in"]] == ["9.9"]
 
 
 def test_interrupted_run_needs_resume_with_the_same_config(tmp_path, monkeypatch):
