@@ -48,8 +48,9 @@ def environment(device: str = "cpu") -> dict[str, str]:
            "numba": numba.__version__, "numba_threads": str(numba.config.NUMBA_NUM_THREADS),
            "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     if device == "cuda":
-        props = backend.cp.cuda.runtime.getDeviceProperties(backend.cp.cuda.Device().id)
-        env.update(cupy=backend.cp.__version__, gpu=props["name"].decode())
+        name = backend.cp.cuda.runtime.getDeviceProperties(backend.cp.cuda.Device().id)["name"]
+        env.update(cupy=backend.cp.__version__,
+                   gpu=name.decode() if isinstance(name, bytes) else str(name))
     return env
 
 

@@ -267,6 +267,9 @@ def test_a_run_trains_on_the_configs_device_and_compacts_on_the_cpu(tmp_path, mo
     monkeypatch.setattr(phases, "measure_speedup", measure)
     row = reproduce(tiny(), tmp_path / "config", device=device, **quiet)
     assert row["device"] == device and seen == [{"cpu"}, {"cpu"}]
+    assert ("gpu" in row["environment"]) == (device == "cuda")
+    if device == "cuda":
+        assert row["environment"]["gpu"] and row["environment"]["cupy"] == backend.cp.__version__
     assert row["measured_speedup"] > 0 and row["measured_speedup_batch64"] > 0
     _interrupt_at(monkeypatch, 4)  # in ADMM round 2
     with pytest.raises(KeyboardInterrupt):
