@@ -19,6 +19,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm
 
 from minidnn import backend
 from minidnn.io import atomic_write
@@ -38,7 +39,8 @@ def write_json(path: Path, data: Any) -> Path:
 
 def environment(device: str = "cpu") -> dict[str, str]:
     """What a run's numbers depend on besides its config: a NumPy built against another
-    BLAS, or another Numba thread count, rounds differently, and the training diverges."""
+    BLAS, another Numba thread count or another CPU (LLVM's name for it, e.g. ``znver3``:
+    BLAS and Numba pick their vector code by it) rounds differently, and training diverges."""
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         blas_name = f"{blas.get('name', '?')} {blas.get('version', '?')}"
@@ -46,7 +48,7 @@ def environment(device: str = "cpu") -> dict[str, str]:
         blas_name = "unknown"
     env = {"python": platform.python_version(), "numpy": np.__version__, "blas": blas_name,
            "numba": numba.__version__, "numba_threads": str(numba.config.NUMBA_NUM_THREADS),
-           "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+           "machine": f"{platform.machine()} ({llvm.get_host_cpu_name()}), {os.cpu_count()} cores"}
     if device == "cuda":
         name = backend.cp.cuda.runtime.getDeviceProperties(backend.cp.cuda.Device().id)["name"]
         env.update(cupy=backend.cp.__version__,
