@@ -11,8 +11,8 @@ import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
 from kernels.packed import CSRPacked, column_table
 from kernels.sparse_conv import sparse_conv_numba
-from kernels.tap_conv import (TILE_SHAPES, conv_taps, conv_taps_numba, conv_taps_ref,
-                              tile_shape)
+from kernels.tap_conv import (TILE_COSTS, TILE_SHAPES, conv_taps, conv_taps_numba,
+                              conv_taps_ref, tile_shape, vector_isa)
 
 MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES)
 
@@ -52,7 +52,7 @@ def make(case, dtype):
 @settings(max_examples=30, deadline=None)
 @given(case=tap_cases())
 def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, shape, case):
-    with patch.object(tap_conv, "TILE_SHAPES", (shape,)):  # this tile shape only
+    with patch.object(tap_conv, "PIXEL_COST", {shape: 1.0}):  # this tile shape only
         check_blocked_kernel(dtype, case)
 
 
@@ -63,7 +63,7 @@ def test_each_tile_shape_is_used_when_it_is_the_only_one():
     table = column_table(np.arange(27), (9, 3, 3, 3))
     for shape in TILE_SHAPES:
         cache = {}
-        with patch.object(tap_conv, "TILE_SHAPES", (shape,)):
+        with patch.object(tap_conv, "PIXEL_COST", {shape: 1.0}):
             conv_taps_numba(x, w, table, 3, 3, None, 1, 1, cache=cache)
         plans = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
         assert [p.tile for p in plans] == [shape]
@@ -127,9 +127,35 @@ def test_run_padded_uses_one_thread_only_when_asked_and_restores_the_count():
     assert numba.get_num_threads() == before
 
 
+def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
+    assert set(tap_conv.RUNNERS) == set(TILE_SHAPES) == {s for c in TILE_COSTS.values() for s in c}
+    assert tap_conv.PIXEL_COST in TILE_COSTS.values()
+    llvmlite = pytest.importorskip("llvmlite.binding")
+    has_avx512 = bool(llvmlite.get_host_cpu_features().get("avx512f"))
+    monkeypatch.delenv("MINIDNN_TILES", raising=False)
+    assert vector_isa() == ("avx512" if has_avx512 else "avx2")
+    monkeypatch.setenv("MINIDNN_TILES", "avx512")
+    assert vector_isa() == "avx512"
+    monkeypatch.setenv("MINIDNN_TILES", "sse")
+    with pytest.raises(ValueError, match="MINIDNN_TILES must be one of avx512, avx2, got 'sse'"):
+        vector_isa()
+
+
+def test_avx2_tiles_fit_16_registers_and_two_filters_take_the_narrow_tile():
+    costs = TILE_COSTS["avx2"]
+    assert all(f * p <= 8 * 8 for f, p in costs)  # at most 8 registers of 8 sums
+    assert tile_shape(384, 181, costs) == (4, 16)
+    assert tile_shape(29, 181, costs) == (4, 16)  # 32 slots * 192 against 30 * 192 * 1.2
+    assert tile_shape(2, 181, costs) == (2, 32)  # 2 * 192 * 1.2 = 461 against 4 * 192
+    assert tile_shape(1, 64, costs) == (2, 32)  # 2 * 64 * 1.2 = 154 against 4 * 64
+
+
 def test_tile_shape_weighs_zero_filters_and_junk_pixels_against_the_faster_tiles():
-    assert TILE_SHAPES == ((4, 32), (4, 64), (8, 32))
-    assert tap_conv.PIXEL_COST == {(4, 32): 1.15, (4, 64): 1.0, (8, 32): 0.9}
+    costs = TILE_COSTS["avx512"]
+    assert costs == {(4, 32): 1.15, (4, 64): 1.0, (8, 32): 0.9}
+
+    def tile_shape(n_filters, run):
+        return tap_conv.tile_shape(n_filters, run, costs)
     # 4 filters: 8-filter tiles would be half zeros. LeNet-5's 8x8 output is 92 wide
     # pixels: 96 in 32s (cost 4 * 96 * 1.15 = 442), 128 in 64s (512)
     assert tile_shape(4, 92) == (4, 32)
