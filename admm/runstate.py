@@ -3,8 +3,8 @@
 ``state.json`` holds the config, the phases finished so far (in order), what each
 recorded (accuracy, residuals, statistics, its one-line summary) and the ``environment``
 the run started in: training is bitwise repeatable for a config only with the same
-NumPy / BLAS build, Numba thread count and device, so the report says which it was. A phase counts as
-finished only once its record is written, after its checkpoint, so a crash at any
+NumPy / BLAS build, CPU, Numba thread count and device, so the report says which it was.
+A phase counts as finished only once its record is written, after its checkpoint, so a crash at any
 point leaves a state from which ``--resume`` can go on. Both files are replaced
 atomically: a reader never sees half of one.
 """
@@ -17,9 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
-from llvmlite import binding as llvm
 
 from minidnn import backend
 from minidnn.io import atomic_write
@@ -46,9 +44,15 @@ def environment(device: str = "cpu") -> dict[str, str]:
         blas_name = f"{blas.get('name', '?')} {blas.get('version', '?')}"
     except (TypeError, KeyError):  # NumPy < 1.25 has no mode="dicts"
         blas_name = "unknown"
+    try:  # Numba (and its llvmlite) is a dependency, but the kernels run without it too
+        import numba
+        from llvmlite import binding as llvm
+        jit = {"numba": numba.__version__, "numba_threads": str(numba.config.NUMBA_NUM_THREADS)}
+        cpu = llvm.get_host_cpu_name()
+    except ImportError:
+        jit, cpu = {"numba": "not installed", "numba_threads": "0"}, "unknown"
     env = {"python": platform.python_version(), "numpy": np.__version__, "blas": blas_name,
-           "numba": numba.__version__, "numba_threads": str(numba.config.NUMBA_NUM_THREADS),
-           "machine": f"{platform.machine()} ({llvm.get_host_cpu_name()}), {os.cpu_count()} cores"}
+           **jit, "machine": f"{platform.machine()} ({cpu}), {os.cpu_count()} cores"}
     if device == "cuda":
         name = backend.cp.cuda.runtime.getDeviceProperties(backend.cp.cuda.Device().id)["name"]
         env.update(cupy=backend.cp.__version__,
