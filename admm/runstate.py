@@ -4,8 +4,8 @@
 recorded (accuracy, residuals, statistics, its one-line summary) and the ``environment``
 the run started in: training is bitwise repeatable for a config only with the same
 NumPy / BLAS build, CPU, Numba thread count and device, so the report says which it was.
-A phase counts as finished only once its record is written, after its checkpoint, so a crash at any
-point leaves a state from which ``--resume`` can go on. Both files are replaced
+A phase counts as finished only once its record is written, after its checkpoint, so a
+crash at any point leaves a state from which ``--resume`` can go on. Both files are replaced
 atomically: a reader never sees half of one.
 """
 from __future__ import annotations
@@ -117,8 +117,9 @@ class RunState:
             return None
         self.data.setdefault("resumed_in", []).append(now)
         self.save()
+        keys = sorted(set(started) | set(now))
         changed = ", ".join(f"{k} {now.get(k)} (was {started.get(k)})"
-                            for k in sorted(set(started) | set(now)) if started.get(k) != now.get(k))
+                            for k in keys if started.get(k) != now.get(k))
         return (f"note: {self.data['name']} continues in another environment: {changed}; "
                 "from here on its numbers need not be bitwise those of an uninterrupted run")
 
