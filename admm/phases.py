@@ -68,15 +68,6 @@ class Run:
         return DataLoader(self.data.train, batch_size=batch_size, shuffle=True, seed=seed,
                           device=self.config.device)
 
-    def on_cpu(self) -> tuple[Module, dict[str, Any]]:
-        """The model and masks on the CPU (copies when training runs on a GPU): the
-        compaction kernels are Numba's."""
-        if self.config.device == "cpu":
-            return self.model, self.masks
-        model = build_model(self.config.model, seed=self.config.seed)
-        model.load_state_dict(self.model.state_dict())
-        return model, {n: backend.to_numpy(m) for n, m in self.masks.items()}
-
     def meta(self, phase: str) -> dict[str, Any]:
         """Stored in every checkpoint, so ``python -m admm stats`` can rebuild the model."""
         return {"run": self.config.name, "phase": phase, "model": self.config.model,
@@ -363,9 +354,9 @@ def evaluate_phase(run: Run) -> dict[str, Any]:
 def compact(run: Run) -> dict[str, Any]:
     """The measured speedup of the compacted model next to the ideal one, the FLOP ratio."""
     start = time.perf_counter()
-    model, masks = run.on_cpu()
-    speedup = measure_speedup(model, masks, run.data.input_shape)
-    large = measure_speedup(model, masks, run.data.input_shape, LARGE_BATCH)
+    # admm.compact times CPU copies of the model (its kernels are Numba's), wherever it trains
+    speedup = measure_speedup(run.model, run.masks, run.data.input_shape)
+    large = measure_speedup(run.model, run.masks, run.data.input_shape, LARGE_BATCH)
     flops = run.state.record("evaluate")["stats"]["conv_mac_reduction"]
     said = (NOT_MEASURED if speedup is None or large is None else
             f"measured speedup {speedup:.2f}x at batch 1, {large:.2f}x at batch {LARGE_BATCH}")
