@@ -32,7 +32,8 @@ channel, so the pruned channels are never read. For a batch the Numba version bu
 The Numba versions of all three also have the register-blocked direct conv of
 ``kernels.tap_conv`` (stride 1), which needs neither an im2col buffer nor a short GEMM.
 The first call for an input shape times the candidates (``FILTER_ALGORITHMS``,
-``GATHER_ALGORITHMS``) and keeps the fastest, the direct conv unless another is more
+``GATHER_ALGORITHMS``; each timed call after ``other_layer``, a stand-in for the layer a
+model runs before a conv) and keeps the fastest, the direct conv unless another is more
 than ``PREFER_DIRECT_MARGIN`` faster; later calls with the same shape, stride, padding
 and bias array run the kept one without checks (``_remembered``).
 
@@ -202,25 +203,57 @@ GATHER_ALGORITHMS = ("gather", "direct")
 
 # The direct conv is kept unless another candidate's best time is this much lower: the
 # GEMM-based ones share the cores with BLAS's own thread pool, and in a model's forward
-# pass, other layers between the calls, they lose more than in the back-to-back timing
+# pass, other layers between the calls, they lose more than when timed back to back
 # (LeNet-5 conv2, column 1/13.2 at batch 1 in kernel_speed.py: gather-im2col + GEMM
-# picked, then 35 us a call where the direct conv took about 15).
+# picked, then 35 us a call where the direct conv took about 15). ``other_layer`` now
+# stands in for those layers in the timing; the margin covers what it does not.
 PREFER_DIRECT_MARGIN = 0.1
 
 
+@njit(parallel=True, cache=True)
+def _other_layer(buf):
+    """A small loop on every Numba thread: what a model runs between two convs."""
+    for i in prange(buf.shape[0]):
+        buf[i] = buf[i] * 0.5 + 1.0
+
+
+# a pooling layer's worth of items: enough that both threads take part
+_OTHER_LAYER_BUFFER = np.zeros(1 << 14, dtype=np.float32)
+
+
+def other_layer() -> None:
+    """Stand in for the layer before a conv: ``_fastest`` runs it, untimed, before every
+    timed call. In a model's forward pass a conv follows another Numba kernel (pooling, a
+    ReLU, the previous conv), so Numba's workers are awake and OpenBLAS's asleep; timed
+    back to back, a GEMM-based candidate met OpenBLAS's workers still awake from its own
+    last call. Development test, every structured case of ``benchmarks/kernel_speed.py``
+    (90, three choices each, two runs), each choice scored by the median time of the
+    chosen kernel called right after the engine's dense conv: back to back, 4-7 of 270
+    choices were over 10% slower than the best candidate, the worst 1.77-1.86x (gather-
+    im2col + GEMM picked for CaffeNet conv2 keeping 1/13.2 of the columns at batch 1:
+    0.53 ms where the direct conv took 0.31); with this before each timed call, 3 of 270,
+    the worst 1.20-1.26x."""
+    _other_layer(_OTHER_LAYER_BUFFER)
+
+
 def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5,
-             prefer: str | None = "direct", margin: float = PREFER_DIRECT_MARGIN) -> str:
+             prefer: str | None = "direct", margin: float = PREFER_DIRECT_MARGIN,
+             between: Callable[[], object] | None = other_layer) -> str:
     """The name of the fastest of ``runs``: each called once untimed (JIT, first-touch
     pages), then ``rounds`` rounds that time every candidate once, in an order that
     rotates each round, and the best time of each compared. Interleaved so that a burst of
     other work on a shared machine (which only ever adds time) hits all candidates alike.
-    ``prefer`` wins unless another is faster by more than ``margin`` (a fraction)."""
+    ``between`` runs untimed before every timed call (``other_layer``: the thread pools as
+    a model's forward pass leaves them). ``prefer`` wins unless another is faster by more
+    than ``margin`` (a fraction)."""
     names = list(runs)
     for name in names:
         runs[name]()
     best = dict.fromkeys(names, float("inf"))
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            if between is not None:
+                between()
             start = time.perf_counter()
             runs[name]()
             best[name] = min(best[name], time.perf_counter() - start)

@@ -199,6 +199,16 @@ def test_fastest_picks_the_fastest_and_times_every_candidate_in_turn():
                          "slower", "slow", "fast"]  # the order rotates each round
 
 
+def test_fastest_runs_the_other_layer_before_every_timed_call():
+    order = []
+    runs = {name: (lambda name=name: order.append(name)) for name in ("a", "b")}
+    compact_conv._fastest(runs, rounds=2, between=lambda: order.append("-"))
+    # the untimed first calls, then "-" before each of the four timed ones
+    assert order == ["a", "b", "-", "a", "-", "b", "-", "b", "-", "a"]
+    compact_conv.other_layer()  # the default: a small loop on every Numba thread
+    assert np.isfinite(compact_conv._OTHER_LAYER_BUFFER).all()
+
+
 def test_fastest_keeps_the_direct_conv_unless_another_is_clearly_faster():
     def runs(**pauses):
         return {name: (lambda pause=pause: time.sleep(pause)) for name, pause in pauses.items()}
