@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from kernels.compact_conv import conv_channel_compact, conv_column_compact, conv_filter_compact
+from kernels.compact_conv import (conv_channel_compact, conv_column_compact, conv_filter_compact,
+                                  other_layer)
 from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
 from kernels.sparse_conv import sparse_conv
 from kernels.sparse_linear import sparse_linear
@@ -323,13 +324,17 @@ def candidate_kernels(mask: np.ndarray) -> list[str]:
 
 
 def time_ms(runs: Mapping[str, Callable[[], Any]], repeats: int,
-            statistic: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
-    """Milliseconds of each callable (median by default): one warm-up run, then interleaved."""
+            statistic: Callable[[list[float]], float] = statistics.median,
+            between: Callable[[], Any] | None = None) -> dict[str, float]:
+    """Milliseconds of each callable (median by default): one warm-up run, then interleaved;
+    ``between`` (if given) runs untimed before every timed call."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for fn in runs.values():
         fn()  # JIT compilation, caches, first-touch allocations
     for _ in range(repeats):
         for name, fn in runs.items():
+            if between is not None:
+                between()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -342,9 +347,13 @@ def choose_kernel(w: np.ndarray, mask: np.ndarray, b: np.ndarray, stride: Any, p
     (a Linear layer's when ``w`` is 2-D; ``stride`` and ``padding`` are then unused).
 
     A kernel's time is its fastest run: on a shared machine other work only ever adds time.
+    Each timed run follows ``other_layer``, a stand-in for the layer before it in a model,
+    so that the GEMM candidates meet the thread pools as a forward pass leaves them
+    (``kernels.compact_conv``, where the compact convs choose their algorithm the same way).
     """
     runners = {k: layer_runner(k, w, mask, b, stride, padding) for k in candidate_kernels(mask)}
-    timings = time_ms({k: (lambda r=r: r(x)) for k, r in runners.items()}, repeats, min)
+    timings = time_ms({k: (lambda r=r: r(x)) for k, r in runners.items()}, repeats, min,
+                      other_layer)
     best = min(timings, key=timings.get)
     return best, runners[best], timings
 

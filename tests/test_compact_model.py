@@ -148,6 +148,32 @@ def test_summary_and_speedup():
     assert measure_speedup(model, masks, (1, 28, 28), repeats=2) > 0
 
 
+def test_kernel_choice_times_each_candidate_after_the_other_layer(monkeypatch):
+    from admm import compact as compact_module
+
+    events = []
+    real_runner = compact_module.layer_runner
+
+    def runner(kernel, *args):
+        run = real_runner(kernel, *args)
+        return lambda x: events.append(kernel) or run(x)
+
+    monkeypatch.setattr(compact_module, "layer_runner", runner)
+    monkeypatch.setattr(compact_module, "other_layer", lambda: events.append("-"))
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+    mask = np.zeros(w.shape, bool)
+    mask[:3] = True  # half the filters: dense, filter and column (of the kept filters' taps)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    best, _, timings = compact_module.choose_kernel(w, mask, np.zeros(6, np.float32), 1, 1, x,
+                                                    repeats=2)
+    names = compact_module.candidate_kernels(mask)
+    assert best in names and set(timings) == set(names)
+    untimed, timed = events[:len(names)], events[len(names):]
+    assert untimed == names  # one warm-up call each, then "-" before every timed call
+    assert timed == [e for name in names * 2 for e in ("-", name)]
+
+
 class Doubler(nn.Module):
     def forward(self, x):
         return x * 2
