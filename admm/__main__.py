@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--remeasure", action="store_true",
                      help="time the compact models of finished runs again and redo the report "
                           "(after a change of kernels or machine; nothing retrains; implies "
-                          "--resume)")
+                          "--resume; a finished cuda run needs no GPU for it)")
     rep.add_argument("--only", nargs="+", metavar="NAME", help="with --all: just these configs")
     rep.add_argument("--device", metavar="DEVICE", help=DEVICE_HELP)
     rep.set_defaults(func=_reproduce)

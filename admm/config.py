@@ -377,15 +377,26 @@ def load_config(source: Config | Mapping[str, Any] | str | os.PathLike) -> Confi
     return config
 
 
-def on_device(config: Config, device: str | None) -> Config:
-    """``config`` with its ``device`` set to ``device`` (None: as it is), checked usable.
+def device_available(device: str) -> bool:
+    """Whether a run can train on ``device`` here (``cuda`` needs CuPy and a GPU)."""
+    return device == "cpu" or backend.GPU_AVAILABLE
+
+
+def device_error(config: Config) -> ConfigError:
+    """The error for a ``config`` whose device is not available here."""
+    return ConfigError(f"device {config.device!r} (run {config.name}): CuPy with a GPU is "
+                       "not available here; install minidnn-admm[cuda12x] or [cuda13x] on "
+                       "a machine with a GPU, or train on the cpu")
+
+
+def on_device(config: Config, device: str | None, check: bool = True) -> Config:
+    """``config`` with its ``device`` set to ``device`` (None: as it is), checked usable
+    unless ``check`` is false.
 
     ``ConfigError`` when the device is unknown, or is ``cuda`` where CuPy sees no GPU.
     """
     if device is not None:
         config = replace(config, device=choice(*DEVICES)("--device", device))
-    if config.device != "cpu" and not backend.GPU_AVAILABLE:
-        raise ConfigError(f"device {config.device!r} (run {config.name}): CuPy with a GPU is "
-                          "not available here; install minidnn-admm[cuda12x] or [cuda13x] on "
-                          "a machine with a GPU, or train on the cpu")
+    if check and not device_available(config.device):
+        raise device_error(config)
     return config

@@ -13,6 +13,7 @@ same model, data, seed and pretraining settings (``DIR/dense/``).
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,11 +22,11 @@ from typing import Any
 import minidnn
 
 from . import phases, report
-from .config import Config, ConfigError, load_config, on_device
+from .config import Config, ConfigError, device_available, device_error, load_config, on_device
 from .data import load_data
 from .models import build_model
 from .phases import Run
-from .runstate import RunState
+from .runstate import STATE_FILE, RunState
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 METHOD_PHASES = {"admm": phases.prune_admm, "magnitude": phases.prune_magnitude,
@@ -63,20 +64,22 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
     one-line summary of each phase. With ``write_report`` the report phase rewrites
     ``out_dir/results.json``, ``results.md`` and the figures for every finished run there.
     ``remeasure`` (implies ``resume``) times the compact model again and redoes the
-    report, after a change of kernels or machine; no phase that trains runs again.
+    report, after a change of kernels or machine; no phase that trains runs again. A run
+    trained on a GPU is remeasured on a machine without one too (``model_device``).
     ``device`` (``cpu`` or ``cuda``) overrides the config's ``device``.
     """
-    config = on_device(load_config(config), device)
+    config = on_device(load_config(config), device, check=False)
     out = Path(out_dir)
+    where = model_device(config, out, remeasure)
     state = RunState.open(out / config.name, config, resume or remeasure)
     if remeasure:
         state.undo(*REMEASURED)
-    note = state.resumed_elsewhere(config.device)  # None for a fresh start
+    note = state.resumed_elsewhere(where)  # None for a fresh start
     if note:
         log(note)
     data = load_data(config)
     run = Run(config, out, state, data,
-              build_model(config.model, seed=config.seed).to(config.device),
+              build_model(config.model, seed=config.seed).to(where),
               resume=resume, progress=progress)
     _restore(run)
     steps: dict[str, Callable[[Run], dict[str, Any]]] = {
@@ -84,8 +87,9 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
         "hard_prune": phases.hard_prune_phase, "retrain": phases.retrain,
         "evaluate": phases.evaluate_phase, "compact": phases.compact,
         "report": lambda r: _report_phase(r, write_report)}
+    on = config.device if where == config.device else f"{where} (trained on {config.device})"
     log(f"== {config.name}: {config.model} on {config.dataset}, {config.method}, "
-        f"on {config.device}, into {state.dir}")
+        f"on {on}, into {state.dir}")
     for phase in phase_names(config):
         if state.done(phase):
             log(f"{state.record(phase)['summary']} (done before)")
@@ -94,6 +98,26 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
         state.finish(phase, record)
         log(record["summary"])
     return state.record("report")["row"]
+
+
+def model_device(config: Config, out: Path, remeasure: bool) -> str:
+    """Where the run's model goes: the config's device, or the cpu for a ``remeasure`` of
+    a run that finished training on a device this machine lacks (what a remeasure redoes,
+    the compaction's timing, runs on CPU copies wherever the model is). ``ConfigError``
+    (nothing written) when the device is missing and the run has training left to do."""
+    if device_available(config.device):
+        return config.device
+    error = device_error(config)
+    if not remeasure:
+        raise error
+    path = out / config.name / STATE_FILE
+    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    trained = [p for p in phase_names(config) if p not in REMEASURED]
+    if state.get("fingerprint") != config.fingerprint() or not set(trained) <= set(
+            state.get("done", [])):
+        raise ConfigError(f"{error}; --remeasure times a {config.device} run on the cpu "
+                          f"only once it has finished training ({path} says otherwise)")
+    return "cpu"
 
 
 def _restore(run: Run) -> None:
@@ -141,7 +165,10 @@ def reproduce_all(out_dir: str | os.PathLike, resume: bool = False,
         raise ConfigError(f"--only: unknown config {unknown[0]!r} "
                           f"(expected one of {', '.join(configs)})")
     # every config checked up front
-    loaded = [on_device(load_config(configs[name]), device) for name in names]
+    loaded = [on_device(load_config(configs[name]), device, check=not remeasure)
+              for name in names]
+    for config in loaded:
+        model_device(config, Path(out_dir), remeasure)
     for config in loaded:
         reproduce(config, out_dir, resume=resume, progress=progress, log=log, write_report=False,
                   remeasure=remeasure)

@@ -308,6 +308,41 @@ def test_cuda_without_a_gpu_is_a_config_error_before_anything_runs(tmp_path, cap
     assert not (tmp_path / "o").exists() and not (tmp_path / "d").exists()
 
 
+def test_a_gpu_run_is_remeasured_on_a_machine_without_one(finished, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend, "GPU_AVAILABLE", False)
+    out = tmp_path / "copy"
+    shutil.copytree(finished[0], out)
+    config_file = finished[0] / "tiny_admm.json"
+    cuda = on_device(load_config(config_file), "cuda", check=False)
+    path = out / "tiny_admm" / "state.json"
+    state = json.loads(path.read_text())
+    state.update(fingerprint=cuda.fingerprint(), config=cuda.to_dict())  # trained on a GPU
+    path.write_text(json.dumps(state))
+    on_host = []
+    monkeypatch.setattr(phases, "measure_speedup", lambda model, *args: on_host.append(
+        all(type(p.data) is np.ndarray for p in model.parameters())) or 2.0)
+    lines = []
+    row = reproduce(config_file, out, remeasure=True, device="cuda", progress=False,
+                    log=lines.append)
+    assert on_host == [True, True] and row["measured_speedup"] == 2.0
+    assert row["device"] == "cuda" and row["accuracy"] == state["phases"]["evaluate"]["accuracy"]
+    assert any(line.startswith("== tiny_admm:") and "on cpu (trained on cuda)" in line
+               for line in lines)
+    # training left to do, or no run at all: refused before anything is written
+    state["done"].remove("retrain")
+    path.write_text(json.dumps(state))
+    before = path.read_bytes()
+    for directory in (out, tmp_path / "empty"):
+        with pytest.raises(ConfigError, match="only once it has finished training"):
+            reproduce(config_file, directory, remeasure=True, device="cuda", progress=False)
+        with pytest.raises(ConfigError, match="only once it has finished training"):
+            reproduce_all(directory, remeasure=True, configs={"tiny_admm": config_file},
+                          device="cuda", progress=False)
+    assert path.read_bytes() == before and not (tmp_path / "empty").exists()
+    with pytest.raises(ConfigError, match="CuPy with a GPU is not available here; install"):
+        reproduce(config_file, out, resume=True, device="cuda", progress=False)
+
+
 def test_a_run_resumed_in_another_environment_says_so(tmp_path, monkeypatch):
     quiet = {"progress": False, "write_report": False}
     _interrupt_at(monkeypatch, 4)
