@@ -33,6 +33,15 @@ idle). Without that wait the engine's dense conv, the first of our round, ran be
 spinning PyTorch workers on the 2 cores: CaffeNet conv3 at batch 1 took 17 ms instead of
 1.9 ms in a development test, and the kernel_speed runs before this wait reported CaffeNet
 dense times (and so speedups) up to ~3.5x too high at batch 1 and ~1.45x at batch 8.
+The wait lasts until PyTorch's process has used no CPU for ``QUIET_S`` (``settle``): a
+fixed 5 ms was not always enough here, and what PyTorch's workers still ran slowed our
+round, the engine's dense conv most (it runs first), so the speedups came out too high.
+Then a small parallel loop (``kernels.compact_conv.other_layer``) keeps Numba's workers
+busy for ``HOT_S``, as the layers before a conv do in a model (``warm_up_pool``).
+Measured on the 2-core AMD EPYC of 2026-11-27 (two to four full runs each): the dense
+convs of CaffeNet conv2-5 at batch 1 took 2.3-3.1 / 2.6 / 1.2-1.7 / 1.2 ms this way,
+2.1 / 2.5-2.8 / 1.0-1.4 / 1.1 ms with ``--no-torch``, and 2.6-4.6 / 2.6-5.4 / 1.9-3.8 /
+1.4-3.3 ms with the fixed wait alone.
 Numba, BLAS and PyTorch are pinned to ``--threads``. The last line printed is one JSON
 object with a ``rows`` list.
 """
@@ -55,6 +64,9 @@ KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 STRUCTURED = ("filter", "channel", "column")
 SETTLE_S = 0.005  # wait before each round of ours, until PyTorch's OpenMP workers sleep
+QUIET_S = 0.002  # ... and until PyTorch's process has used no CPU for this long
+SETTLE_MAX_S = 0.05  # ... but no longer than this in all
+HOT_S = 0.001  # then our pool's workers kept busy this long before the round
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -215,19 +227,61 @@ class TorchWorker(Worker):
 
 # --- timing: one layer and batch, every case interleaved with its dense conv ------------
 
-def settle() -> None:
-    """Wait ``SETTLE_S`` on this thread without sleeping: PyTorch's OpenMP workers spin for
-    a few milliseconds after its round, and a sleep here would let this core idle (in a
-    virtual machine an idle core is slow to wake: the longer the wait, the slower the next
-    conv, 5 ms being about the least that let PyTorch's workers stop)."""
-    end = time.perf_counter() + SETTLE_S
+def cpu_ns(pid: int) -> int | None:
+    """CPU time so far of every thread of process ``pid``, in ns (Linux's per-thread
+    ``schedstat``), or None where the system does not say."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def settle(pid: int | None = None) -> None:
+    """Wait on this thread without sleeping (a sleep would let this core idle, and in a
+    virtual machine an idle core is slow to wake) until PyTorch's OpenMP workers, which
+    spin for a while after its round, have stopped: at least ``SETTLE_S``, then until the
+    worker process ``pid`` has used no CPU for ``QUIET_S``, at most ``SETTLE_MAX_S`` in
+    all (where ``cpu_ns`` cannot tell, ``SETTLE_S`` only). 5 ms alone was not always
+    enough: in 6 of 14 full runs LeNet-5 conv2's first compact row at batch 1 (filter 1/2)
+    had a median of 0.96-2.3 ms, about half its rounds taking ~2 ms instead of ~0.06
+    (0.045 without PyTorch), as PyTorch's workers still held a core. The first compact row of the CaffeNet layers lost
+    less and did not show it so plainly (conv2-4 filter 1/2 at batch 1 were slower than
+    PyTorch in most runs)."""
+    start = time.perf_counter()
+    end = start + SETTLE_S
     while time.perf_counter() < end:
         pass
+    last = None if pid is None else cpu_ns(pid)
+    if last is None:
+        return
+    quiet_since = time.perf_counter()
+    while (now := time.perf_counter()) - start < SETTLE_MAX_S:
+        used = cpu_ns(pid)
+        if used is None:
+            return
+        if used != last:
+            last, quiet_since = used, now
+        elif now - quiet_since >= QUIET_S:
+            return
+
+
+def warm_up_pool(step, seconds: float = HOT_S) -> None:
+    """Run ``step`` (a small parallel loop) for ``seconds``: Numba's workers and their
+    cores, idle through ``settle``, busy again when the round starts, as in a model, where
+    a conv follows other kernels."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        step()
 
 
 def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[dict]:
     """One row per case of ``shape`` at ``batch``: medians of interleaved rounds."""
     import numpy as np
+
+    from kernels.compact_conv import other_layer
 
     dense, cases = layer_cases(shape, args.quick)
     f, c, k, _ = shape.weight_shape
@@ -244,14 +298,15 @@ def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[
                 torch_shapes.append([[batch, w_shape[1], *x.shape[2:]], list(w_shape)] + geometry)
         torch_side.setup(torch_shapes)
     if torch_side:  # its setup just warmed its convs up: let its workers stop spinning
-        settle()
+        settle(torch_side.proc.pid)
     for run in runs:  # warm-up: JIT compilation, packed caches, first-touch allocations, and
         run(x)  # the structured kinds' timed choice of algorithm, so it must see a quiet machine
     ours = [[] for _ in runs]
     theirs = [[] for _ in torch_shapes]
     for _ in range(args.repeats):
         if torch_side:
-            settle()
+            settle(torch_side.proc.pid)
+        warm_up_pool(other_layer)
         for times, run in zip(ours, runs):
             start = time.perf_counter()
             run(x)

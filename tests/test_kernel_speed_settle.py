@@ -1,0 +1,55 @@
+"""benchmarks/kernel_speed.py: the wait for PyTorch's workers before each round of ours.
+
+A fake clock and a fake CPU counter stand in for the real ones, so nothing is timed here.
+"""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import kernel_speed  # noqa: E402
+
+
+class Clock:
+    """``perf_counter`` that moves 0.5 ms a call."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 0.0005
+        return self.now
+
+
+def settle_with(monkeypatch, used):
+    """Run ``settle`` with the worker's CPU time given by ``used(now)``; return when it ended."""
+    clock = Clock()
+    monkeypatch.setattr(kernel_speed, "time", clock)
+    monkeypatch.setattr(kernel_speed, "cpu_ns", lambda pid: used(clock.now))
+    kernel_speed.settle(pid=1)
+    return clock.now
+
+
+def test_settle_waits_until_the_worker_is_quiet(monkeypatch):
+    busy_until = 0.020  # the worker uses CPU for 20 ms, then none
+    ended = settle_with(monkeypatch, lambda now: int(min(now, busy_until) * 1e9))
+    assert busy_until + kernel_speed.QUIET_S <= ended < busy_until + kernel_speed.QUIET_S + 0.002
+
+
+def test_settle_waits_at_least_the_fixed_time_and_at_most_the_cap(monkeypatch):
+    ended = settle_with(monkeypatch, lambda now: 5)  # quiet all along
+    assert kernel_speed.SETTLE_S <= ended < kernel_speed.SETTLE_S + kernel_speed.QUIET_S + 0.002
+    ended = settle_with(monkeypatch, lambda now: int(now * 1e9))  # never quiet
+    assert kernel_speed.SETTLE_MAX_S <= ended < kernel_speed.SETTLE_MAX_S + 0.002
+    ended = settle_with(monkeypatch, lambda now: None)  # the system does not say
+    assert kernel_speed.SETTLE_S <= ended < kernel_speed.SETTLE_S + 0.002
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="no /proc (not Linux)")
+def test_cpu_ns_counts_this_process():
+    first = kernel_speed.cpu_ns(os.getpid())
+    sum(range(200_000))  # some CPU time
+    assert first is not None and kernel_speed.cpu_ns(os.getpid()) > first
+    assert kernel_speed.cpu_ns(2**31 - 1) is None  # no such process
