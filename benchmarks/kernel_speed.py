@@ -64,7 +64,10 @@ KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 STRUCTURED = ("filter", "channel", "column")
 SETTLE_S = 0.005  # wait before each round of ours, until PyTorch's OpenMP workers sleep
-QUIET_S = 0.002  # ... and until PyTorch's process has used no CPU for this long
+# ... and until PyTorch's process has used no CPU for this long: Linux adds a running
+# thread's time at each scheduler tick (4 ms here, HZ=250), so a shorter quiet time could
+# take a thread that still spins for one that sleeps
+QUIET_S = 0.005
 SETTLE_MAX_S = 0.05  # ... but no longer than this in all
 HOT_S = 0.001  # then our pool's workers kept busy this long before the round
 
@@ -229,7 +232,8 @@ class TorchWorker(Worker):
 
 def cpu_ns(pid: int) -> int | None:
     """CPU time so far of every thread of process ``pid``, in ns (Linux's per-thread
-    ``schedstat``), or None where the system does not say."""
+    ``schedstat``, which counts a running thread's time at each scheduler tick and when
+    it stops running), or None where the system does not say."""
     total = 0
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():

@@ -4,6 +4,7 @@ A fake clock and a fake CPU counter stand in for the real ones, so nothing is ti
 """
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,7 @@ def test_settle_waits_at_least_the_fixed_time_and_at_most_the_cap(monkeypatch):
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="no /proc (not Linux)")
 def test_cpu_ns_counts_this_process():
     first = kernel_speed.cpu_ns(os.getpid())
-    sum(range(200_000))  # some CPU time
+    sum(range(200_000))  # some CPU time, counted at the latest when this thread sleeps
+    time.sleep(0.01)
     assert first is not None and kernel_speed.cpu_ns(os.getpid()) > first
     assert kernel_speed.cpu_ns(2**31 - 1) is None  # no such process
