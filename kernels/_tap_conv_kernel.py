@@ -3,7 +3,8 @@
 One task: 4 x 32, 4 x 64, 8 x 32, 4 x 16, 2 x 32 (filters x wide output pixels) of one image, the
 partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``);
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
-functions pad, run one kernel and crop in one call (``kernels.padded``).
+functions pad, run one kernel (two for a mix of tile shapes, the second from filter
+``split`` on) and crop in one call (``kernels.padded``).
 """
 
 from kernels._dispatch import njit, prange, uintp
@@ -11,7 +12,7 @@ from kernels.padded import copy_planes, crop_add_bias
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, wide):
+def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
@@ -313,7 +314,7 @@ def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, wide):
             a3_29 += w3 * v29
             a3_30 += w3 * v30
             a3_31 += w3 * v31
-        f0 = block * 4
+        f0 = f_base + block * 4
         wide[n, f0 + 0, q0 + 0] = a0_0
         wide[n, f0 + 0, q0 + 1] = a0_1
         wide[n, f0 + 0, q0 + 2] = a0_2
@@ -445,7 +446,7 @@ def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, wide):
+def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, f_base, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
@@ -1035,7 +1036,7 @@ def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, wide):
             a3_61 += w3 * v61
             a3_62 += w3 * v62
             a3_63 += w3 * v63
-        f0 = block * 4
+        f0 = f_base + block * 4
         wide[n, f0 + 0, q0 + 0] = a0_0
         wide[n, f0 + 0, q0 + 1] = a0_1
         wide[n, f0 + 0, q0 + 2] = a0_2
@@ -1295,7 +1296,7 @@ def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide):
+def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
@@ -1857,7 +1858,7 @@ def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide):
             a7_29 += w7 * v29
             a7_30 += w7 * v30
             a7_31 += w7 * v31
-        f0 = block * 8
+        f0 = f_base + block * 8
         wide[n, f0 + 0, q0 + 0] = a0_0
         wide[n, f0 + 0, q0 + 1] = a0_1
         wide[n, f0 + 0, q0 + 2] = a0_2
@@ -2117,7 +2118,7 @@ def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, wide):
+def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, f_base, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
@@ -2275,7 +2276,7 @@ def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, wide):
             a3_13 += w3 * v13
             a3_14 += w3 * v14
             a3_15 += w3 * v15
-        f0 = block * 4
+        f0 = f_base + block * 4
         wide[n, f0 + 0, q0 + 0] = a0_0
         wide[n, f0 + 0, q0 + 1] = a0_1
         wide[n, f0 + 0, q0 + 2] = a0_2
@@ -2343,7 +2344,7 @@ def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, wide):
+def tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
@@ -2515,7 +2516,7 @@ def tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, wide):
             a1_29 += w1 * v29
             a1_30 += w1 * v30
             a1_31 += w1 * v31
-        f0 = block * 2
+        f0 = f_base + block * 2
         wide[n, f0 + 0, q0 + 0] = a0_0
         wide[n, f0 + 0, q0 + 1] = a0_1
         wide[n, f0 + 0, q0 + 2] = a0_2
@@ -3181,35 +3182,43 @@ def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):
 @njit(cache=True)
 def run_4x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, wide)
+    tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, 0, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_4x64(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, wide)
+    tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, 0, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_8x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, wide)
+    tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, 0, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_4x16(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, wide)
+    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, 0, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
 def run_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, wide)
+    tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    crop_add_bias(wide, bias, wp, out)
+
+
+@njit(cache=True)
+def run_4x16_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, wt_tail, offs, zero, n_tiles, n_tiles_tail, split, wide, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    tap_conv_kernel_2x32(xbuf, wt_tail, offs, zero, n_tiles_tail, split, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
@@ -3221,3 +3230,4 @@ def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_ti
 
 
 RUNNERS = {(4, 32): run_4x32, (4, 64): run_4x64, (8, 32): run_8x32, (4, 16): run_4x16, (2, 32): run_2x32}
+MIXED_RUNNERS = {((4, 16), (2, 32)): run_4x16_2x32}

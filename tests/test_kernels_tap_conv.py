@@ -11,8 +11,9 @@ import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
 from kernels.packed import CSRPacked, column_table
 from kernels.sparse_conv import sparse_conv_numba
-from kernels.tap_conv import (TILE_COSTS, TILE_SHAPES, conv_taps, conv_taps_numba,
-                              conv_taps_ref, tile_shape, vector_isa)
+from kernels.tap_conv import (MIXED_PAIRS, TILE_COSTS, TILE_MIXES, TILE_SHAPES, conv_taps,
+                              conv_taps_numba, conv_taps_ref, tile_plan, tile_shape,
+                              vector_isa)
 
 MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES)
 
@@ -56,6 +57,22 @@ def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, shape, case):
         check_blocked_kernel(dtype, case)
 
 
+@pytest.mark.parametrize("mix", MIXED_PAIRS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=30, deadline=None)
+@given(case=tap_cases())
+def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
+    main, tail = mix
+    costs = {main: 1.0, tail: 1.0}
+    # a negative margin: the mix whenever the filters are not whole main tiles
+    with patch.multiple(tap_conv, PIXEL_COST=costs, PIXEL_MIXES=(mix,), MIX_MARGIN=-10.0):
+        plans = check_blocked_kernel(dtype, case)
+    f = case[1][0]
+    mixed = main[0] < f and f % main[0] != 0
+    expected = (main, tail, f // main[0] * main[0]) if mixed else (None, f)
+    assert [(p.tile, p.tail, p.split)[-len(expected):] for p in plans] == [expected]
+
+
 def test_each_tile_shape_is_used_when_it_is_the_only_one():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
@@ -82,6 +99,7 @@ def check_blocked_kernel(dtype, case):
         fast = conv_taps_numba(x, matrix, table, *w_shape[2:], b, 1, padding, cache=cache)
         assert fast.dtype == dtype
         np.testing.assert_allclose(fast, ref, **TOL[dtype])
+    return [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
 
 
 @pytest.mark.parametrize("min_items", [0, 1 << 40])  # the parallel and the one-thread path
@@ -129,6 +147,10 @@ def test_run_padded_uses_one_thread_only_when_asked_and_restores_the_count():
 
 def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
     assert set(tap_conv.RUNNERS) == set(TILE_SHAPES) == {s for c in TILE_COSTS.values() for s in c}
+    assert set(tap_conv.MIXED_RUNNERS) == set(MIXED_PAIRS)
+    for isa, mixes in TILE_MIXES.items():  # a CPU mixes only shapes of its own table
+        assert all(main in TILE_COSTS[isa] and tail in TILE_COSTS[isa] for main, tail in mixes)
+    assert tap_conv.PIXEL_MIXES == TILE_MIXES[vector_isa()]
     assert tap_conv.PIXEL_COST in TILE_COSTS.values()
     llvmlite = pytest.importorskip("llvmlite.binding")
     has_avx512 = bool(llvmlite.get_host_cpu_features().get("avx512f"))
@@ -148,6 +170,24 @@ def test_avx2_tiles_fit_16_registers_and_two_filters_take_the_narrow_tile():
     assert tile_shape(29, 181, costs) == (4, 16)  # 32 slots * 192 against 30 * 192 * 1.2
     assert tile_shape(2, 181, costs) == (2, 32)  # 2 * 192 * 1.2 = 461 against 4 * 192
     assert tile_shape(1, 64, costs) == (2, 32)  # 2 * 64 * 1.2 = 154 against 4 * 64
+
+
+def test_a_mix_takes_the_filters_left_over_by_whole_tiles_where_it_pays():
+    costs, mixes = TILE_COSTS["avx2"], TILE_MIXES["avx2"]
+
+    def plan(n_filters, run):
+        return tile_plan(n_filters, run, costs, mixes)
+    # 10 filters on 13x13 (192 pixels): 8 + 2 cost 8*192 + 2*192*1.2 = 1997, 12*192 = 2304
+    assert plan(10, 181) == ((4, 16), (2, 32), 8)
+    assert plan(10, 92) == ((4, 16), (2, 32), 8)  # 998 against 1152 (LeNet-5 conv2)
+    assert plan(9, 181) == ((4, 16), (2, 32), 8)  # 1997 against 2304 for either shape
+    assert plan(5, 92) == ((2, 32), None, 5)  # 614 is not 12% under 6 * 96 * 1.2 = 691
+    assert plan(13, 92) == ((4, 16), None, 13)  # 1382 is not 12% under 1536
+    assert plan(29, 181) == ((4, 16), None, 29)  # nor 5837 under 6144
+    assert plan(15, 181) == ((4, 16), None, 15)  # 12 + 3 (two 2-filter tiles) costs more
+    assert plan(384, 181) == ((4, 16), None, 384)  # whole tiles: nothing left over
+    assert plan(2, 181) == ((2, 32), None, 2)  # no whole main tile
+    assert tile_plan(10, 181, TILE_COSTS["avx512"], TILE_MIXES["avx512"])[1] is None
 
 
 def test_tile_shape_weighs_zero_filters_and_junk_pixels_against_the_faster_tiles():
