@@ -38,10 +38,10 @@ fixed 5 ms was not always enough here, and what PyTorch's workers still ran slow
 round, the engine's dense conv most (it runs first), so the speedups came out too high.
 Then a small parallel loop (``kernels.compact_conv.other_layer``) keeps Numba's workers
 busy for ``HOT_S``, as the layers before a conv do in a model (``warm_up_pool``).
-Measured on the 2-core AMD EPYC of 2026-11-27 (two to four full runs each): the dense
-convs of CaffeNet conv2-5 at batch 1 took 2.3-3.1 / 2.6 / 1.2-1.7 / 1.2 ms this way,
-2.1 / 2.5-2.8 / 1.0-1.4 / 1.1 ms with ``--no-torch``, and 2.6-4.6 / 2.6-5.4 / 1.9-3.8 /
-1.4-3.3 ms with the fixed wait alone.
+Measured on the 2-core AMD EPYC of 2026-11-27: the dense convs of CaffeNet conv2-5 at
+batch 1 took 2.3-3.6 / 3.0-4.4 / 1.4-1.7 / 1.2 ms this way (two full runs), 2.2 / 2.4-4.2 /
+1.1-1.2 / 0.8-0.9 ms with ``--no-torch`` (two), and 3.0-5.9 / 2.6-5.4 / 1.9-4.1 /
+1.4-3.3 ms with the fixed wait alone (fourteen).
 Numba, BLAS and PyTorch are pinned to ``--threads``. The last line printed is one JSON
 object with a ``rows`` list.
 """
@@ -251,9 +251,9 @@ def settle(pid: int | None = None) -> None:
     all (where ``cpu_ns`` cannot tell, ``SETTLE_S`` only). 5 ms alone was not always
     enough: in 6 of 14 full runs LeNet-5 conv2's first compact row at batch 1 (filter 1/2)
     had a median of 0.96-2.3 ms, about half its rounds taking ~2 ms instead of ~0.06
-    (0.045 without PyTorch), as PyTorch's workers still held a core. The first compact row of the CaffeNet layers lost
-    less and did not show it so plainly (conv2-4 filter 1/2 at batch 1 were slower than
-    PyTorch in most runs)."""
+    (0.045 without PyTorch), as PyTorch's workers still held a core. The first compact
+    row of the CaffeNet layers lost less and did not show it so plainly (conv2-4 filter
+    1/2 at batch 1 were slower than PyTorch in most runs)."""
     start = time.perf_counter()
     end = start + SETTLE_S
     while time.perf_counter() < end:

@@ -232,8 +232,9 @@ def other_layer() -> None:
     choices were over 10% slower than the best candidate, the worst 1.77-1.86x (gather-
     im2col + GEMM picked for CaffeNet conv2 keeping 1/13.2 of the columns at batch 1:
     0.53 ms where the direct conv took 0.31); with this before each timed call, 3 of 270,
-    the worst 1.20-1.26x."""
-    _other_layer(_OTHER_LAYER_BUFFER)
+    the worst 1.20-1.26x. Without Numba there are no workers to wake: it does nothing."""
+    if NUMBA_AVAILABLE:
+        _other_layer(_OTHER_LAYER_BUFFER)
 
 
 def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5,
