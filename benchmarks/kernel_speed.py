@@ -485,6 +485,42 @@ def markdown(rows: list[dict], stack: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def thread_scaling(rounds: int = 7) -> float:
+    """How much the other cores give: a compute-bound conv's time on one Numba thread over
+    its time on all of them, medians of interleaved rounds (about 2 with two cores; about
+    1 when the second gives nothing, as a shared virtual machine's second vCPU sometimes
+    did here for minutes, which moves every row of a run). Measured before and after the
+    rows, so that a run says what it ran on."""
+    import numba
+    import numpy as np
+
+    from kernels.tap_conv import conv_taps_numba
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 64, 13, 13)).astype(np.float32)
+    table = np.array([(c, ky, kx) for c in range(64) for ky in range(3) for kx in range(3)])
+    matrix = rng.standard_normal((64, len(table))).astype(np.float32)
+    cache: dict = {}
+
+    def run() -> float:
+        start = time.perf_counter()
+        conv_taps_numba(x, matrix, table, 3, 3, None, 1, 1, cache)
+        return time.perf_counter() - start
+
+    threads = numba.get_num_threads()
+    run()
+    one, every = [], []
+    try:
+        for _ in range(rounds):
+            numba.set_num_threads(1)
+            one.append(run())
+            numba.set_num_threads(threads)
+            every.append(run())
+    finally:
+        numba.set_num_threads(threads)
+    return round(statistics.median(one) / statistics.median(every), 2)
+
+
 def environment(args, worker: TorchWorker | None) -> dict:
     import numba
 
@@ -520,12 +556,16 @@ def main(args) -> dict:
     limit_blas(args.threads)
     rows = []
     try:
+        scaling = {"before": thread_scaling()}
         for shape in layers(args.quick):
             for batch in (1, 8):
                 rows += time_layer(shape, batch, args, worker)
                 print(f"{shape.name} batch {batch}: dense {rows[-1]['dense_ms']:.2f} ms",
                       file=sys.stderr)
-        env = environment(args, worker)
+        scaling["after"] = thread_scaling()
+        print(f"one thread's time over {args.threads} threads' (before, after): "
+              f"{scaling['before']}, {scaling['after']}", file=sys.stderr)
+        env = {**environment(args, worker), "thread_scaling": scaling}
     finally:
         if worker:
             worker.close()

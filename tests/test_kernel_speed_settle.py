@@ -1,4 +1,5 @@
-"""benchmarks/kernel_speed.py: the wait for PyTorch's workers before each round of ours.
+"""benchmarks/kernel_speed.py: the wait for PyTorch's workers before each round of ours,
+and the probe of what the other cores give.
 
 A fake clock and a fake CPU counter stand in for the real ones, so nothing is timed here.
 """
@@ -55,3 +56,16 @@ def test_cpu_ns_counts_this_process():
     time.sleep(0.01)
     assert first is not None and kernel_speed.cpu_ns(os.getpid()) > first
     assert kernel_speed.cpu_ns(2**31 - 1) is None  # no such process
+
+
+def test_thread_scaling_times_one_thread_against_all_and_restores_the_count(monkeypatch):
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    seen = []
+    real = kernel_speed.time.perf_counter
+    monkeypatch.setattr(kernel_speed, "time", type("Clock", (), {"perf_counter": staticmethod(
+        lambda: seen.append(numba.get_num_threads()) or real())}))
+    ratio = kernel_speed.thread_scaling(rounds=2)
+    assert ratio > 0 and numba.get_num_threads() == before
+    # warm-up, then one thread and all threads in turn (each timing reads the clock twice)
+    assert seen == [before] * 2 + [1, 1, before, before] * 2
