@@ -70,6 +70,7 @@ SETTLE_S = 0.005  # wait before each round of ours, until PyTorch's OpenMP worke
 QUIET_S = 0.005
 SETTLE_MAX_S = 0.05  # ... but no longer than this in all
 HOT_S = 0.001  # then our pool's workers kept busy this long before the round
+WARM_S = 0.05  # and this long before ``thread_scaling`` measures
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -509,6 +510,9 @@ def thread_scaling(rounds: int = 7) -> float:
 
     threads = numba.get_num_threads()
     run()
+    # the cores busy first, as in the rounds (a probe right after start-up found the second
+    # one asleep: 1.06-1.39 where the probe after the rows found 1.66-1.86)
+    warm_up_pool(run, WARM_S)
     one, every = [], []
     try:
         for _ in range(rounds):
