@@ -12,13 +12,18 @@ from kernels.padded import copy_planes, crop_add_bias
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
+def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
         n = task // (n_blocks * n_tiles)
-        block = (task // n_tiles) % n_blocks
-        q0 = (task % n_tiles) * 32
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = tile * 32
         xs = xbuf[n]
         a0_0 = zero
         a0_1 = zero
@@ -446,13 +451,18 @@ def tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, f_base, wide):
+def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
         n = task // (n_blocks * n_tiles)
-        block = (task // n_tiles) % n_blocks
-        q0 = (task % n_tiles) * 64
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = tile * 64
         xs = xbuf[n]
         a0_0 = zero
         a0_1 = zero
@@ -1296,13 +1306,18 @@ def tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, f_base, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
+def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
         n = task // (n_blocks * n_tiles)
-        block = (task // n_tiles) % n_blocks
-        q0 = (task % n_tiles) * 32
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = tile * 32
         xs = xbuf[n]
         a0_0 = zero
         a0_1 = zero
@@ -2118,13 +2133,18 @@ def tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, f_base, wide):
+def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
         n = task // (n_blocks * n_tiles)
-        block = (task // n_tiles) % n_blocks
-        q0 = (task % n_tiles) * 16
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = tile * 16
         xs = xbuf[n]
         a0_0 = zero
         a0_1 = zero
@@ -2344,13 +2364,18 @@ def tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, f_base, wide):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, f_base, wide):
+def tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide):
     n_batch = wide.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
         n = task // (n_blocks * n_tiles)
-        block = (task // n_tiles) % n_blocks
-        q0 = (task % n_tiles) * 32
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = tile * 32
         xs = xbuf[n]
         a0_0 = zero
         a0_1 = zero
@@ -3180,45 +3205,45 @@ def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):
 
 
 @njit(cache=True)
-def run_4x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+def run_4x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, tile_major, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    tap_conv_kernel_4x32(xbuf, wt, offs, zero, n_tiles, 0, tile_major, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
-def run_4x64(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+def run_4x64(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, tile_major, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    tap_conv_kernel_4x64(xbuf, wt, offs, zero, n_tiles, 0, tile_major, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
-def run_8x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+def run_8x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, tile_major, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    tap_conv_kernel_8x32(xbuf, wt, offs, zero, n_tiles, 0, tile_major, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
-def run_4x16(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+def run_4x16(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, tile_major, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, 0, tile_major, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
-def run_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, wide, bias, out):
+def run_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, zero, n_tiles, tile_major, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, 0, wide)
+    tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, 0, tile_major, wide)
     crop_add_bias(wide, bias, wp, out)
 
 
 @njit(cache=True)
-def run_4x16_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, wt_tail, offs, zero, n_tiles, n_tiles_tail, split, wide, bias, out):
+def run_4x16_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, wt_tail, offs, zero, n_tiles, n_tiles_tail, split, tile_major, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, 0, wide)
-    tap_conv_kernel_2x32(xbuf, wt_tail, offs, zero, n_tiles_tail, split, wide)
+    tap_conv_kernel_4x16(xbuf, wt, offs, zero, n_tiles, 0, tile_major, wide)
+    tap_conv_kernel_2x32(xbuf, wt_tail, offs, zero, n_tiles_tail, split, tile_major, wide)
     crop_add_bias(wide, bias, wp, out)
 
 

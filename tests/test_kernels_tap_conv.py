@@ -73,6 +73,32 @@ def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
     assert [(p.tile, p.tail, p.split)[-len(expected):] for p in plans] == [expected]
 
 
+@pytest.mark.parametrize("tile_major", [False, True])
+@settings(max_examples=30, deadline=None)
+@given(case=tap_cases())
+def test_either_task_order_equals_reference_and_conv2d_simple(tile_major, case):
+    with patch.object(tap_conv, "tile_major_pays", lambda rows: tile_major):
+        plans = check_blocked_kernel(np.float32, case)
+    assert [p.tile_major for p in plans] == [tile_major]
+
+
+def test_tasks_go_pixels_first_where_a_tile_reads_many_rows():
+    low, high = tap_conv.TILE_MAJOR_ROWS
+    assert not tap_conv.tile_major_pays(low - 1) and tap_conv.tile_major_pays(low)
+    assert tap_conv.tile_major_pays(high) and not tap_conv.tile_major_pays(high + 1)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 40, 9, 9)).astype(np.float32)
+    for rows, expected in ((low - 1, False), (low, True)):  # taps (c, ky, 0): one row each
+        table = np.array([(c, ky, 0) for c in range(40) for ky in range(3)])[:rows]
+        matrix = rng.standard_normal((8, rows)).astype(np.float32)
+        cache = {}
+        out = conv_taps_numba(x, matrix, table, 3, 3, None, 1, 1, cache=cache)
+        np.testing.assert_allclose(out, conv_taps_ref(x, matrix, table, 3, 3, None, 1, 1),
+                                   **TOL[np.float32])
+        plans = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
+        assert [p.tile_major for p in plans] == [expected]
+
+
 def test_each_tile_shape_is_used_when_it_is_the_only_one():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
