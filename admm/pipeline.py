@@ -13,7 +13,6 @@ same model, data, seed and pretraining settings (``DIR/dense/``).
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,7 +25,7 @@ from .config import Config, ConfigError, device_available, device_error, load_co
 from .data import load_data
 from .models import build_model
 from .phases import Run
-from .runstate import STATE_FILE, RunState
+from .runstate import STATE_FILE, RunState, read_state
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 METHOD_PHASES = {"admm": phases.prune_admm, "magnitude": phases.prune_magnitude,
@@ -111,7 +110,7 @@ def model_device(config: Config, out: Path, remeasure: bool) -> str:
     if not remeasure:
         raise error
     path = out / config.name / STATE_FILE
-    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    state = read_state(path.parent) or {}
     trained = [p for p in phase_names(config) if p not in REMEASURED]
     if state.get("fingerprint") != config.fingerprint() or not set(trained) <= set(
             state.get("done", [])):
@@ -164,9 +163,8 @@ def reproduce_all(out_dir: str | os.PathLike, resume: bool = False,
     if unknown:
         raise ConfigError(f"--only: unknown config {unknown[0]!r} "
                           f"(expected one of {', '.join(configs)})")
-    # every config checked up front
-    loaded = [on_device(load_config(configs[name]), device, check=not remeasure)
-              for name in names]
+    # every config checked up front, its device by model_device (as in reproduce)
+    loaded = [on_device(load_config(configs[name]), device, check=False) for name in names]
     for config in loaded:
         model_device(config, Path(out_dir), remeasure)
     for config in loaded:

@@ -137,8 +137,9 @@ def vector_isa() -> str:
 
 # the relative cost of one filter-pixel of each tile shape that this CPU chooses among,
 # and the mixes of two shapes it may use
-PIXEL_COST = TILE_COSTS[vector_isa()]
-PIXEL_MIXES = TILE_MIXES[vector_isa()]
+_ISA = vector_isa()
+PIXEL_COST = TILE_COSTS[_ISA]
+PIXEL_MIXES = TILE_MIXES[_ISA]
 CSR_TILE = 64  # wide pixels per task of ``csr_tile_kernel`` (kernels.sparse_conv)
 
 
@@ -149,11 +150,15 @@ def tile_shape(n_filters: int, run: int,
     pixels: filter slots (zero filters at the end included) times pixels (junk at the end
     included) times the shape's cost; ties go to the wider tile."""
     costs = PIXEL_COST if costs is None else costs
+    return min(costs, key=lambda shape: (_tiles_cost(shape, n_filters, run, costs), -shape[1]))
 
-    def cost(shape: tuple[int, int]) -> tuple[float, int]:
-        f, p = shape
-        return -(-n_filters // f) * f * -(-run // p) * p * costs[shape], -p
-    return min(costs, key=cost)
+
+def _tiles_cost(shape: tuple[int, int], n_filters: int, run: int,
+                costs: dict[tuple[int, int], float]) -> float:
+    """Filter slots times pixels of the tiles of ``shape`` over ``n_filters`` filters and a
+    run of ``run`` wide pixels (zero filters and junk pixels included), times its cost."""
+    f, p = shape
+    return -(-n_filters // f) * f * -(-run // p) * p * costs[shape]
 
 
 def tile_plan(n_filters: int, run: int, costs: dict[tuple[int, int], float] | None = None,
@@ -166,16 +171,12 @@ def tile_plan(n_filters: int, run: int, costs: dict[tuple[int, int], float] | No
     costs = PIXEL_COST if costs is None else costs
     mixes = PIXEL_MIXES if mixes is None else mixes
     single = tile_shape(n_filters, run, costs)
-
-    def cost(shape: tuple[int, int], filters: int) -> float:
-        f, p = shape
-        return -(-filters // f) * f * -(-run // p) * p * costs[shape]
-
-    best, plan = cost(single, n_filters), (single, None, n_filters)
+    best, plan = _tiles_cost(single, n_filters, run, costs), (single, None, n_filters)
     for main, tail in mixes:
         split = n_filters // main[0] * main[0]
         if main in costs and tail in costs and 0 < split < n_filters:
-            mixed = cost(main, split) + cost(tail, n_filters - split)
+            mixed = (_tiles_cost(main, split, run, costs)
+                     + _tiles_cost(tail, n_filters - split, run, costs))
             if mixed < (1 - MIX_MARGIN) * best:
                 best, plan = mixed, (main, tail, split)
     return plan
