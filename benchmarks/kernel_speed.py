@@ -492,14 +492,15 @@ def thread_scaling(rounds: int = 7) -> float:
     1 when the second gives nothing, as a shared virtual machine's second vCPU sometimes
     did here for minutes, which moves every row of a run). Measured before and after the
     rows, so that a run says what it ran on."""
-    import numba
     import numpy as np
 
+    from kernels._dispatch import one_thread
+    from kernels.packed import column_table
     from kernels.tap_conv import conv_taps_numba
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 64, 13, 13)).astype(np.float32)
-    table = np.array([(c, ky, kx) for c in range(64) for ky in range(3) for kx in range(3)])
+    table = column_table(np.arange(64 * 9), (64, 64, 3, 3))  # every tap of a 3x3 conv
     matrix = rng.standard_normal((64, len(table))).astype(np.float32)
     cache: dict = {}
 
@@ -508,20 +509,15 @@ def thread_scaling(rounds: int = 7) -> float:
         conv_taps_numba(x, matrix, table, 3, 3, None, 1, 1, cache)
         return time.perf_counter() - start
 
-    threads = numba.get_num_threads()
     run()
     # the cores busy first, as in the rounds (a probe right after start-up found the second
     # one asleep: 1.06-1.39 where the probe after the rows found 1.66-1.86)
     warm_up_pool(run, WARM_S)
     one, every = [], []
-    try:
-        for _ in range(rounds):
-            numba.set_num_threads(1)
+    for _ in range(rounds):
+        with one_thread():  # restores the thread count on the way out
             one.append(run())
-            numba.set_num_threads(threads)
-            every.append(run())
-    finally:
-        numba.set_num_threads(threads)
+        every.append(run())
     return round(statistics.median(one) / statistics.median(every), 2)
 
 
