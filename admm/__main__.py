@@ -3,6 +3,7 @@
     python -m admm reproduce --config admm/configs/lenet5_fmnist_filter_admm.yaml --out runs/x
     python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
     python -m admm reproduce --all --out runs/gpu --device cuda
+    python -m admm reproduce --all --only NAME ... --seed 1 --out runs/seed1
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
 
@@ -30,12 +31,12 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     if args.all:
         reproduce_all(args.out, resume=args.resume, only=args.only, remeasure=args.remeasure,
-                      device=args.device)
+                      device=args.device, seed=args.seed)
     elif args.only:
         raise ConfigError("--only selects among the shipped configs: use it with --all")
     else:
         reproduce(args.config, args.out, resume=args.resume, remeasure=args.remeasure,
-                  device=args.device)
+                  device=args.device, seed=args.seed)
     return 0
 
 
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "--resume; a finished cuda run needs no GPU for it)")
     rep.add_argument("--only", nargs="+", metavar="NAME", help="with --all: just these configs")
     rep.add_argument("--device", metavar="DEVICE", help=DEVICE_HELP)
+    rep.add_argument("--seed", type=int, metavar="N",
+                     help="run with this seed instead of the configs' (a seed study: one --out "
+                          "directory per seed)")
     rep.set_defaults(func=_reproduce)
 
     demo = commands.add_parser("demo", help="a short run (a few minutes): admm/configs/demo*.yaml")

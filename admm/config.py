@@ -389,6 +389,16 @@ def device_error(config: Config) -> ConfigError:
                        "a machine with a GPU, or train on the cpu")
 
 
+def with_seed(config: Config, seed: int | None) -> Config:
+    """``config`` with its ``seed`` set to ``seed`` (None: as it is): the dense model's
+    initial weights, the batch orders and any data subset follow it, so one shipped
+    config run with seeds 0, 1, 2 gives three samples of the same experiment (each in its
+    own output directory: the run's name stays the config's)."""
+    if seed is None:
+        return config
+    return replace(config, seed=integer(0)("--seed", seed))
+
+
 def on_device(config: Config, device: str | None, check: bool = True) -> Config:
     """``config`` with its ``device`` set to ``device`` (None: as it is), checked usable
     unless ``check`` is false.

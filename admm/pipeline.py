@@ -21,7 +21,8 @@ from typing import Any
 import minidnn
 
 from . import phases, report
-from .config import Config, ConfigError, device_available, device_error, load_config, on_device
+from .config import (Config, ConfigError, device_available, device_error, load_config, on_device,
+                     with_seed)
 from .data import load_data
 from .models import build_model
 from .phases import Run
@@ -56,7 +57,8 @@ def demo_configs() -> list[Path]:
 def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str | os.PathLike,
               resume: bool = False, progress: bool | None = None,
               log: Callable[[str], None] = print, write_report: bool = True,
-              remeasure: bool = False, device: str | None = None) -> dict[str, Any]:
+              remeasure: bool = False, device: str | None = None,
+              seed: int | None = None) -> dict[str, Any]:
     """Run every phase of one config in ``out_dir``; return its row of ``results.json``.
 
     ``progress`` shows per-epoch bars (None: only on a terminal). ``log`` gets the
@@ -65,9 +67,10 @@ def reproduce(config: Config | dict[str, Any] | str | os.PathLike, out_dir: str 
     ``remeasure`` (implies ``resume``) times the compact model again and redoes the
     report, after a change of kernels or machine; no phase that trains runs again. A run
     trained on a GPU is remeasured on a machine without one too (``model_device``).
-    ``device`` (``cpu`` or ``cuda``) overrides the config's ``device``.
+    ``device`` (``cpu`` or ``cuda``) overrides the config's ``device``, ``seed`` its
+    ``seed`` (``with_seed``: a seed study runs each seed into its own ``out_dir``).
     """
-    config = on_device(load_config(config), device, check=False)
+    config = with_seed(on_device(load_config(config), device, check=False), seed)
     out = Path(out_dir)
     where = model_device(config, out, remeasure)
     state = RunState.open(out / config.name, config, resume or remeasure)
@@ -154,9 +157,10 @@ def reproduce_all(out_dir: str | os.PathLike, resume: bool = False,
                   only: Iterable[str] | None = None, progress: bool | None = None,
                   log: Callable[[str], None] = print,
                   configs: dict[str, Path] | None = None,
-                  remeasure: bool = False, device: str | None = None) -> dict[str, Any]:
+                  remeasure: bool = False, device: str | None = None,
+                  seed: int | None = None) -> dict[str, Any]:
     """Reproduce every shipped config (or those named in ``only``); one combined report.
-    ``remeasure`` and ``device`` as for ``reproduce``."""
+    ``remeasure``, ``device`` and ``seed`` as for ``reproduce``."""
     configs = shipped_configs() if configs is None else configs
     names = list(configs) if only is None else list(only)
     unknown = [n for n in names if n not in configs]
@@ -164,7 +168,8 @@ def reproduce_all(out_dir: str | os.PathLike, resume: bool = False,
         raise ConfigError(f"--only: unknown config {unknown[0]!r} "
                           f"(expected one of {', '.join(configs)})")
     # every config checked up front, its device by model_device (as in reproduce)
-    loaded = [on_device(load_config(configs[name]), device, check=False) for name in names]
+    loaded = [with_seed(on_device(load_config(configs[name]), device, check=False), seed)
+              for name in names]
     for config in loaded:
         model_device(config, Path(out_dir), remeasure)
     for config in loaded:

@@ -471,6 +471,31 @@ def test_reproduce_all_writes_one_combined_table(tmp_path):
     assert (out / "results.md").read_text().count("| t_") == 2
 
 
+def test_seed_override_runs_the_config_as_if_it_said_that_seed(tmp_path, capsys):
+    quiet = {"progress": False, "log": lambda line: None}
+    path = tmp_path / "t_seed.json"
+    path.write_text(json.dumps(tiny(retrain={"epochs": 0})))
+    edited = tmp_path / "t_seed3.json"
+    edited.write_text(json.dumps(tiny(seed=3, retrain={"epochs": 0}, name="t_seed")))
+    want = reproduce(edited, tmp_path / "edited", **quiet)
+    got = reproduce(path, tmp_path / "override", seed=3, **quiet)
+    everything = reproduce_all(tmp_path / "all", configs={"t_seed": path}, seed=3, **quiet)
+
+    def state(out):
+        return json.loads((out / "t_seed" / "state.json").read_text())
+
+    assert state(tmp_path / "override")["config"]["seed"] == 3
+    for out in ("override", "all"):
+        assert state(tmp_path / out)["fingerprint"] == state(tmp_path / "edited")["fingerprint"]
+    assert got["accuracy"] == want["accuracy"] == everything["runs"][0]["accuracy"]
+    assert sorted(p.name for p in (tmp_path / "override" / "dense").iterdir()) == sorted(
+        p.name for p in (tmp_path / "edited" / "dense").iterdir())
+    assert main(["reproduce", "--config", str(path), "--out", str(tmp_path / "neg"),
+                 "--seed", "-1"]) == 2
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "neg").exists()
+
+
 def test_a_fresh_start_never_deletes_what_is_not_a_run(tmp_path):
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "notes.txt").write_text("mine")
