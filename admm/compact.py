@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +48,7 @@ from kernels.compact_conv import (conv_channel_compact, conv_column_compact, con
 from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
 from kernels.sparse_conv import sparse_conv
 from kernels.sparse_linear import sparse_linear
+from kernels.timing import interleaved_times
 from minidnn import nn
 from minidnn.tensor import Tensor, no_grad
 
@@ -326,18 +326,10 @@ def candidate_kernels(mask: np.ndarray) -> list[str]:
 def time_ms(runs: Mapping[str, Callable[[], Any]], repeats: int,
             statistic: Callable[[list[float]], float] = statistics.median,
             between: Callable[[], Any] | None = None) -> dict[str, float]:
-    """Milliseconds of each callable (median by default): one warm-up run, then interleaved;
-    ``between`` (if given) runs untimed before every timed call."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for fn in runs.values():
-        fn()  # JIT compilation, caches, first-touch allocations
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            if between is not None:
-                between()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    """Milliseconds of each callable (median by default) over ``repeats`` interleaved
+    rounds after a warm-up call (``kernels.timing.interleaved_times``); ``between`` (if
+    given) runs untimed before every timed call."""
+    times = interleaved_times(runs, repeats, between)
     return {name: 1e3 * statistic(t) for name, t in times.items()}
 
 

@@ -9,6 +9,7 @@
   gather-im2col + GEMM, a register-blocked direct conv), the fastest timed per shape.
 - ``kernels.sparse_conv``: direct sparse convolution on CSR weights.
 - ``kernels.sparse_linear``: a Linear layer with a CSR weight (irregularly pruned fc layers).
+- ``kernels.timing``: candidates timed in interleaved rounds (how kernels are chosen).
 
 Every module has ``*_ref`` (NumPy), ``*_numba`` (Numba CPU) and a dispatcher without a
 suffix that picks the kernel for the array it is given. The GPU versions live beside them:

@@ -42,7 +42,6 @@ Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispat
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import partial
 
@@ -52,6 +51,7 @@ from kernels._dispatch import NUMBA_AVAILABLE, njit, prange, require_numpy, thre
 from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
 from kernels.tap_conv import TapPlan, check_bias, check_table, tap_plan
+from kernels.timing import interleaved_times
 
 Run = Callable[[np.ndarray], np.ndarray]  # one algorithm, set up for one input shape
 
@@ -240,25 +240,13 @@ def other_layer() -> None:
 def _fastest(runs: dict[str, Callable[[], object]], rounds: int = 5,
              prefer: str | None = "direct", margin: float = PREFER_DIRECT_MARGIN,
              between: Callable[[], object] | None = other_layer) -> str:
-    """The name of the fastest of ``runs``: each called once untimed (JIT, first-touch
-    pages), then ``rounds`` rounds that time every candidate once, in an order that
-    rotates each round, and the best time of each compared. Interleaved so that a burst of
-    other work on a shared machine (which only ever adds time) hits all candidates alike.
-    ``between`` runs untimed before every timed call (``other_layer``: the thread pools as
-    a model's forward pass leaves them). ``prefer`` wins unless another is faster by more
-    than ``margin`` (a fraction)."""
-    names = list(runs)
-    for name in names:
-        runs[name]()
-    best = dict.fromkeys(names, float("inf"))
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            if between is not None:
-                between()
-            start = time.perf_counter()
-            runs[name]()
-            best[name] = min(best[name], time.perf_counter() - start)
-    fastest = min(names, key=best.__getitem__)
+    """The name of the fastest of ``runs``, by the best time of each in ``rounds``
+    interleaved rounds (``kernels.timing.interleaved_times``). ``between`` runs untimed
+    before every timed call (``other_layer``: the thread pools as a model's forward pass
+    leaves them). ``prefer`` wins unless another is faster by more than ``margin`` (a
+    fraction)."""
+    best = {name: min(times) for name, times in interleaved_times(runs, rounds, between).items()}
+    fastest = min(best, key=best.__getitem__)
     if prefer in best and best[fastest] >= (1 - margin) * best[prefer]:
         return prefer
     return fastest
