@@ -4,6 +4,7 @@
     python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
     python -m admm reproduce --all --out runs/gpu --device cuda
     python -m admm reproduce --all --only NAME ... --seed 1 --out runs/seed1
+    python -m admm reproduce --all --only NAME ... --seeds 0 1 2 --out runs/seeds
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
 
@@ -28,15 +29,24 @@ DEVICE_HELP = ("cpu or cuda: train there whatever the configs say (cuda needs Cu
 
 def _reproduce(args: argparse.Namespace) -> int:
     from .pipeline import reproduce, reproduce_all
+    from .seeds import run_seeds
 
-    if args.all:
-        reproduce_all(args.out, resume=args.resume, only=args.only, remeasure=args.remeasure,
-                      device=args.device, seed=args.seed)
-    elif args.only:
+    if args.only and not args.all:
         raise ConfigError("--only selects among the shipped configs: use it with --all")
+    if args.seed is not None and args.seeds is not None:
+        raise ConfigError("--seed runs one seed, --seeds several: give one of them")
+    common = {"resume": args.resume, "remeasure": args.remeasure, "device": args.device}
+
+    def run(out: str, seed: int | None) -> None:
+        if args.all:
+            reproduce_all(out, only=args.only, seed=seed, **common)
+        else:
+            reproduce(args.config, out, seed=seed, **common)
+
+    if args.seeds is None:
+        run(args.out, args.seed)
     else:
-        reproduce(args.config, args.out, resume=args.resume, remeasure=args.remeasure,
-                  device=args.device, seed=args.seed)
+        run_seeds(run, args.out, args.seeds)
     return 0
 
 
@@ -94,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=int, metavar="N",
                      help="run with this seed instead of the configs' (a seed study: one --out "
                           "directory per seed)")
+    rep.add_argument("--seeds", type=int, nargs="+", metavar="N",
+                     help="a seed study: every config once per seed, into OUT/seed<N>/, then "
+                          "OUT/seeds.json and seeds.md with each run's mean drop and spread")
     rep.set_defaults(func=_reproduce)
 
     demo = commands.add_parser("demo", help="a short run (a few minutes): admm/configs/demo*.yaml")

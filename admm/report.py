@@ -182,7 +182,7 @@ def side_claims(rows: list[Mapping[str, Any]]) -> list[str]:
                 f"{100 * r['accuracy']:.2f}% against dense {100 * r['dense_accuracy']:.2f}% "
                 f"({100 * (r['accuracy'] - r['dense_accuracy']):+.2f} pts).")
     admm_runs = [r for r in rows if r["method"] == "admm" and r["residuals"]]
-    for group in _same_spec(admm_runs).values():
+    for group in same_spec(admm_runs).values():
         if len({r["optimizer"] for r in group}) > 1:
             parts = ", ".join(f"{r['optimizer']} {r['residuals'][-1]:.3g} ({r['name']})"
                               for r in sorted(group, key=lambda r: r["optimizer"]))
@@ -195,7 +195,7 @@ def side_claims(rows: list[Mapping[str, Any]]) -> list[str]:
 def _scratch_claims(rows: list[Mapping[str, Any]]) -> list[str]:
     """Per prune spec with a ``scratch`` run: every other run's accuracy against it."""
     claims = []
-    for group in _same_spec(rows).values():
+    for group in same_spec(rows).values():
         scratch = next((r for r in group if r["method"] == "scratch"), None)
         others = [r for r in group if r["method"] != "scratch"]
         if scratch is None or not others:
@@ -211,7 +211,8 @@ def _scratch_claims(rows: list[Mapping[str, Any]]) -> list[str]:
     return claims
 
 
-def _same_spec(rows: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+def same_spec(rows: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The rows grouped by what they prune: model, dataset and prune spec."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
         groups.setdefault(repr((r["model"], r["dataset"], r["prune"])), []).append(r)

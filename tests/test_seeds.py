@@ -1,0 +1,85 @@
+"""Seed studies (admm.seeds): each seed's runs in their own directory, one table of the spread."""
+import json
+
+import pytest
+
+from admm.__main__ import main
+from admm.config import ConfigError
+from admm.seeds import seed_dir, seed_markdown, seed_study
+from test_pipeline import tiny
+
+SPEC_A = {"conv1": {"kind": "filter", "keep": 0.5}}
+SPEC_B = {"conv1": {"kind": "column", "keep": 0.5}}
+
+
+def _row(name, method, prune, dense, accuracy):
+    return {"name": name, "kind": "filter", "method": method, "model": "m", "dataset": "d",
+            "prune": prune, "dense_accuracy": dense, "accuracy": accuracy,
+            "accuracy_drop": dense - accuracy}
+
+
+def _write(out, seed, rows):
+    seed_dir(out, seed).mkdir(parents=True)
+    (seed_dir(out, seed) / "results.json").write_text(json.dumps({"dense": {}, "runs": rows}))
+
+
+def test_the_study_averages_each_runs_drops_and_counts_who_dropped_least(tmp_path):
+    _write(tmp_path, 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89),
+                         _row("a_mag", "magnitude", SPEC_A, 0.90, 0.885),
+                         _row("b_admm", "admm", SPEC_B, 0.90, 0.88)])
+    _write(tmp_path, 3, [_row("a_admm", "admm", SPEC_A, 0.91, 0.895),
+                         _row("a_mag", "magnitude", SPEC_A, 0.91, 0.9),
+                         _row("b_admm", "admm", SPEC_B, 0.91, 0.90)])
+    study = seed_study(tmp_path, [0, 3])
+    runs = {r["name"]: r for r in study["runs"]}
+    assert study["seeds"] == [0, 3] and list(runs) == ["a_admm", "a_mag", "b_admm"]
+    assert runs["a_admm"]["accuracy_drop"] == pytest.approx([0.01, 0.015])
+    assert runs["a_admm"]["mean_drop"] == pytest.approx(0.0125)
+    assert runs["a_mag"]["min_drop"] == pytest.approx(0.01)
+    assert runs["a_mag"]["max_drop"] == pytest.approx(0.015)
+    assert runs["a_admm"]["smallest_drop_on"] == [0] and runs["a_mag"]["smallest_drop_on"] == [3]
+    assert runs["a_admm"]["compared_on"] == [0, 3] and runs["b_admm"]["compared_on"] == []
+    md = seed_markdown(study)
+    assert "| a_admm | filter | admm | +1.00 | +1.50 | +1.25 | +1.00 to +1.50 | 1 of 2 |" in md
+    assert "| b_admm | filter | admm | +2.00 | +1.00 | +1.50 | +1.00 to +2.00 | (alone) |" in md
+
+
+def test_a_run_missing_from_a_seed_leaves_its_cell_empty_and_a_missing_seed_is_an_error(tmp_path):
+    _write(tmp_path, 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89)])
+    _write(tmp_path, 1, [_row("a_admm", "admm", SPEC_A, 0.90, 0.88),
+                         _row("a_mag", "magnitude", SPEC_A, 0.90, 0.87)])
+    study = seed_study(tmp_path, [0, 1])
+    assert "| a_mag | filter | magnitude |  | +3.00 | +3.00 |" in seed_markdown(study)
+    with pytest.raises(ConfigError, match="seed 2: no .*results.json"):
+        seed_study(tmp_path, [0, 1, 2])
+
+
+def test_cli_runs_every_seed_into_its_own_directory_then_the_study(tmp_path, capsys):
+    config = tmp_path / "t_seeds.json"
+    config.write_text(json.dumps(tiny(retrain={"epochs": 0})))
+    out = tmp_path / "study"
+    assert main(["reproduce", "--config", str(config), "--out", str(out),
+                 "--seeds", "2", "0"]) == 0
+    assert "[seeds] wrote" in capsys.readouterr().out
+    study = json.loads((out / "seeds.json").read_text())
+    assert study["seeds"] == [2, 0]
+    (run,) = study["runs"]
+    for seed, accuracy in zip([2, 0], run["accuracy"]):
+        state = json.loads((seed_dir(out, seed) / "t_seeds" / "state.json").read_text())
+        assert state["config"]["seed"] == seed
+        results = json.loads((seed_dir(out, seed) / "results.json").read_text())
+        assert results["runs"][0]["accuracy"] == accuracy
+    assert "| t_seeds |" in (out / "seeds.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "1", "-1"], "--seeds must be integers >= 0, got -1"),
+    (["--seeds", "1", "1"], "--seeds: each seed once, got 1 1"),
+    (["--seeds", "1", "--seed", "2"], "--seed runs one seed, --seeds several"),
+])
+def test_cli_refuses_bad_seeds_before_anything_runs(tmp_path, capsys, args, message):
+    config = tmp_path / "t.json"
+    config.write_text(json.dumps(tiny()))
+    assert main(["reproduce", "--config", str(config), "--out", str(tmp_path / "o"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
