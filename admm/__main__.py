@@ -4,7 +4,7 @@
     python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
     python -m admm reproduce --all --out runs/gpu --device cuda
     python -m admm reproduce --all --only NAME ... --seed 1 --out runs/seed1
-    python -m admm reproduce --all --only NAME ... --seeds 0 1 2 --out runs/seeds
+    python -m admm reproduce --all --only NAME ... --seeds 0 1 2 --out runs/seeds [--jobs 3]
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
 
@@ -29,7 +29,7 @@ DEVICE_HELP = ("cpu or cuda: train there whatever the configs say (cuda needs Cu
 
 def _reproduce(args: argparse.Namespace) -> int:
     from .pipeline import reproduce, reproduce_all
-    from .seeds import run_seeds
+    from .seeds import run_seeds, run_seeds_in_parallel
 
     if args.only and not args.all:
         raise ConfigError("--only selects among the shipped configs: use it with --all")
@@ -43,11 +43,25 @@ def _reproduce(args: argparse.Namespace) -> int:
         else:
             reproduce(args.config, out, seed=seed, **common)
 
+    if args.jobs is not None and args.seeds is None:
+        raise ConfigError("--jobs runs the seeds of --seeds side by side: use it with --seeds")
     if args.seeds is None:
         run(args.out, args.seed)
-    else:
+    elif args.jobs is None:
         run_seeds(run, args.out, args.seeds)
+    else:
+        run_seeds_in_parallel(lambda out, seed: _one_seed_argv(args, out, seed), args.out,
+                              args.seeds, args.jobs)
     return 0
+
+
+def _one_seed_argv(args: argparse.Namespace, out: object, seed: int) -> list[str]:
+    """The ``reproduce`` arguments of one seed of a study run with ``--jobs``."""
+    which = ["--all", *(["--only", *args.only] if args.only else [])] if args.all else [
+        "--config", args.config]
+    flags = [flag for flag, on in (("--resume", args.resume), ("--remeasure", args.remeasure)) if on]
+    device = ["--device", args.device] if args.device else []
+    return ["reproduce", *which, "--out", str(out), "--seed", str(seed), *flags, *device]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -107,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, nargs="+", metavar="N",
                      help="a seed study: every config once per seed, into OUT/seed<N>/, then "
                           "OUT/seeds.json and seeds.md with each run's mean drop and spread")
+    rep.add_argument("--jobs", type=int, metavar="J",
+                     help="with --seeds: run J seeds at once, one process each (many cores, "
+                          "or a GPU); each one's output goes to OUT/seed<N>.log")
     rep.set_defaults(func=_reproduce)
 
     demo = commands.add_parser("demo", help="a short run (a few minutes): admm/configs/demo*.yaml")

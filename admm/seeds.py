@@ -9,11 +9,16 @@ runs every config once per seed, each seed in its own ordinary run directory
 ``DIR/seeds.json`` and ``DIR/seeds.md``: per run, every seed's accuracy and drop against
 that seed's dense model, the mean drop and its range, and, among the runs that prune
 the same way (model, dataset, prune spec), on how many seeds each had the smallest drop.
+With ``--jobs N`` the seeds run side by side, one process each (``run_seeds_in_parallel``).
 """
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,51 @@ def run_seeds(run: Callable[[Path, int], Any], out: str | Path, seeds: Iterable[
     for seed in seeds:
         log(f"=== seed {seed}: {seed_dir(out, seed)}")
         run(seed_dir(out, seed), seed)
+    study = seed_study(out, seeds)
+    paths = write_seed_report(out, study)
+    log(f"[seeds] wrote {paths[0]} and {paths[1]}")
+    return study
+
+
+def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Path,
+                          seeds: Iterable[int], jobs: int,
+                          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Each seed in a process of its own, ``python -m admm *argv(seed_dir, seed)``, at most
+    ``jobs`` at once (its output in ``DIR/seed<S>.log``), then the seed report. Meant for
+    a machine with many cores, or a GPU that one process leaves mostly idle: each process
+    gets ``cpu_count // jobs`` threads unless ``NUMBA_NUM_THREADS`` says otherwise.
+    ``ConfigError`` naming the logs when a seed's process fails (the others finish first)."""
+    seeds, out = check_seeds(seeds), Path(out)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if "NUMBA_NUM_THREADS" not in env:
+        threads = str(max(1, (os.cpu_count() or 1) // min(jobs, len(seeds))))
+        env.update(NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
+                   OPENBLAS_NUM_THREADS=threads)
+    pending, running, failed = list(seeds), {}, []
+    while pending or running:
+        while pending and len(running) < jobs:
+            seed = pending.pop(0)
+            path = out / f"seed{seed}.log"
+            with path.open("w") as stream:  # the child keeps its own copy of the descriptor
+                running[seed] = subprocess.Popen(
+                    [sys.executable, "-m", "admm", *argv(seed_dir(out, seed), seed)],
+                    stdout=stream, stderr=subprocess.STDOUT, env=env)
+            log(f"=== seed {seed}: {seed_dir(out, seed)} (output in {path})")
+        time.sleep(0.1)
+        for seed, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[seed]
+                if proc.returncode:
+                    failed.append(seed)
+                log(f"=== seed {seed}: " + (f"failed (exit {proc.returncode})"
+                                            if proc.returncode else "done"))
+    if failed:
+        logs = ", ".join(str(out / f"seed{seed}.log") for seed in failed)
+        raise ConfigError(f"--seeds: the run of seed {' '.join(map(str, failed))} failed; "
+                          f"see {logs}")
     study = seed_study(out, seeds)
     paths = write_seed_report(out, study)
     log(f"[seeds] wrote {paths[0]} and {paths[1]}")

@@ -10,7 +10,12 @@
 #   3. the reproduction pipeline on the GPU: `python -m admm reproduce --all --only CONFIGS
 #      --device cuda` for the shipped configs in GPU_CHECK_CONFIGS (default: the filter and
 #      channel ADMM runs), their wall time, results.json / results.md and each run's
-#      state.json in $OUT/reproduce/ (the checkpoints stay behind).
+#      state.json in $OUT/reproduce/ (the checkpoints stay behind);
+#   4. (only when GPU_CHECK_STEPS names it) a seed study on the GPU: `reproduce --all --only
+#      SEED_CONFIGS --seeds SEEDS --jobs <one per seed> --device cuda`, every seed in a process
+#      of its own (one process leaves the GPU mostly idle); seeds.json / seeds.md, each seed's
+#      results.json and log in $OUT/seeds/. The same work by hand (five seeds of the eight
+#      filter and channel configs, five processes at once) took 314 + 236 s on an H200.
 # Every step runs even when an earlier one fails; logs and JSON land in $OUT (default
 # ./gpu_out), with a summary in $OUT/gpu_check.json; the exit status is non-zero when a step
 # failed. Without a usable GPU it stops at once with exit status 2 and says why.
@@ -18,8 +23,9 @@
 # Needs CuPy, Numba, PyTorch (CUDA build) and pytest installed; no network. Fashion-MNIST
 # is read from $MINIDNN_DATA, ./data (copy the four IDX files into data/fashion-mnist/), the
 # user cache or /usr/share/datasets/fashion-mnist.
-# Knobs: GPU_CHECK_STEPS="tests bench pipeline", GPU_CHECK_TESTS=all|gpu (a subset reruns only
-#        that part), GPU_CHECK_CONFIGS="lenet5_fmnist_filter_admm ...",
+# Knobs: GPU_CHECK_STEPS="tests bench pipeline" (add "seeds" for step 4), GPU_CHECK_TESTS=all|gpu
+#        (a subset reruns only that part), GPU_CHECK_CONFIGS="lenet5_fmnist_filter_admm ...",
+#        GPU_CHECK_SEEDS="1 2 3 4 5", GPU_CHECK_SEED_CONFIGS="lenet5_fmnist_filter_admm ...",
 #        GPU_CHECK_BATCHES=300, GPU_CHECK_ROUNDS=3, GPU_CHECK_PYTEST_ARGS, GPU_CHECK_BENCH_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +38,9 @@ STEPS=${GPU_CHECK_STEPS:-tests bench pipeline}
 CONFIGS=${GPU_CHECK_CONFIGS:-lenet5_fmnist_filter_admm lenet5_fmnist_channel_admm}
 BATCHES=${GPU_CHECK_BATCHES:-300}
 ROUNDS=${GPU_CHECK_ROUNDS:-3}
+SEEDS=${GPU_CHECK_SEEDS:-1 2 3 4 5}
+SEED_CONFIGS=${GPU_CHECK_SEED_CONFIGS:-$(for kind in filter channel; do
+  for method in admm magnitude ssl scratch; do echo -n "lenet5_fmnist_${kind}_$method "; done; done)}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-4}
 if [ -z "${MINIDNN_DATA:-}" ] && [ -d data ]; then
@@ -106,6 +115,22 @@ pipeline() {
   cat "$OUT/reproduce/wall.json"
 }
 
+# seeds: SEED_CONFIGS over SEEDS on the GPU, one process per seed; the study to $OUT/seeds
+seeds() {
+  local runs seed
+  runs=$(mktemp -d)
+  # shellcheck disable=SC2086
+  "$PYTHON" -m admm reproduce --all --only $SEED_CONFIGS --seeds $SEEDS --jobs "$(wc -w <<<"$SEEDS")" \
+    --out "$runs" --device cuda || return 1
+  mkdir -p "$OUT/seeds"
+  cp "$runs/seeds.json" "$runs/seeds.md" "$OUT/seeds/"
+  for seed in $SEEDS; do
+    cp "$runs/seed$seed/results.json" "$OUT/seeds/results_seed$seed.json"
+    cp "$runs/seed$seed.log" "$OUT/seeds/"
+  done
+  cat "$OUT/seeds/seeds.md"
+}
+
 : >"$OUT/gpu_check.log"
 run nvidia-smi preflight
 if [ "${status[nvidia-smi]}" != ok ]; then
@@ -127,7 +152,8 @@ for step in $STEPS; do
       fi ;;
     bench) run train_speed_b64 bench 64; run train_speed_b256 bench 256 ;;
     pipeline) run reproduce_cuda pipeline ;;
-    *) log "unknown step '$step' in GPU_CHECK_STEPS (expected: tests bench pipeline)"; exit 2 ;;
+    seeds) run seed_study seeds ;;
+    *) log "unknown step '$step' in GPU_CHECK_STEPS (expected: tests bench pipeline seeds)"; exit 2 ;;
   esac
 done
 

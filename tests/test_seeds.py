@@ -83,3 +83,35 @@ def test_cli_refuses_bad_seeds_before_anything_runs(tmp_path, capsys, args, mess
     assert main(["reproduce", "--config", str(config), "--out", str(tmp_path / "o"), *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_jobs_run_the_seeds_side_by_side_each_in_its_own_process(tmp_path, capsys):
+    config = tmp_path / "t_jobs.json"
+    config.write_text(json.dumps(tiny(retrain={"epochs": 0})))
+    out = tmp_path / "study"
+    assert main(["reproduce", "--config", str(config), "--out", str(out),
+                 "--seeds", "0", "1", "--jobs", "2"]) == 0
+    said = capsys.readouterr().out
+    assert said.count("=== seed") == 4 and "[seeds] wrote" in said
+    study = json.loads((out / "seeds.json").read_text())
+    assert study["seeds"] == [0, 1] and len(study["runs"][0]["accuracy"]) == 2
+    for seed in (0, 1):
+        state = json.loads((seed_dir(out, seed) / "t_jobs" / "state.json").read_text())
+        assert state["config"]["seed"] == seed and "report" in state["done"]
+        assert "[evaluate]" in (out / f"seed{seed}.log").read_text()
+
+
+def test_a_failed_seed_process_is_an_error_that_names_its_log(tmp_path, capsys):
+    config = tmp_path / "t_fail.json"
+    config.write_text(json.dumps(tiny(dataset="mnist", data_dir=str(tmp_path / "nothing"))))
+    out = tmp_path / "study"
+    assert main(["reproduce", "--config", str(config), "--out", str(out),
+                 "--seeds", "0", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the run of seed 0 failed" in err and str(out / "seed0.log") in err
+    assert "error:" in (out / "seed0.log").read_text()
+    assert main(["reproduce", "--config", str(config), "--out", str(out), "--jobs", "2"]) == 2
+    assert "--jobs runs the seeds of --seeds side by side" in capsys.readouterr().err
+    assert main(["reproduce", "--config", str(config), "--out", str(out),
+                 "--seeds", "0", "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
