@@ -50,10 +50,7 @@ def run_seeds(run: Callable[[Path, int], Any], out: str | Path, seeds: Iterable[
     for seed in seeds:
         log(f"=== seed {seed}: {seed_dir(out, seed)}")
         run(seed_dir(out, seed), seed)
-    study = seed_study(out, seeds)
-    paths = write_seed_report(out, study)
-    log(f"[seeds] wrote {paths[0]} and {paths[1]}")
-    return study
+    return _report(out, seeds, log)
 
 
 def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Path,
@@ -95,6 +92,10 @@ def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Pat
         logs = ", ".join(str(out / f"seed{seed}.log") for seed in failed)
         raise ConfigError(f"--seeds: the run of seed {' '.join(map(str, failed))} failed; "
                           f"see {logs}")
+    return _report(out, seeds, log)
+
+
+def _report(out: str | Path, seeds: list[int], log: Callable[[str], None]) -> dict[str, Any]:
     study = seed_study(out, seeds)
     paths = write_seed_report(out, study)
     log(f"[seeds] wrote {paths[0]} and {paths[1]}")
