@@ -14,6 +14,8 @@
   pipeline: dense, at the end of its method (ADMM rounds, iterative magnitude pruning or
   SSL), right after hard pruning, after masked retraining. A ``scratch`` run never was
   the dense model: its line starts at the end of its method (trained from random weights).
+- ``seeds.png`` (a seed study, ``admm.seeds``): per kind, each run's drop on every seed
+  and the mean.
 
 ``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
 Each ``name(rows, path)`` saves what ``name_figure(rows)`` draws; the tests read the
@@ -221,6 +223,35 @@ def accuracy_by_phase_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     for ax in axes[len(kinds):]:
         ax.set_visible(False)
     fig.suptitle("Test accuracy through the pipeline (legend: after retraining)")
+    return fig
+
+
+def seed_drops(study: Mapping[str, Any], path: Path) -> Path:
+    return _save(seed_drops_figure(study), path)
+
+
+def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
+    """A seed study (``admm.seeds``): one panel per kind, per run its drop on every seed
+    (points) and their mean (a bar), so the spread shows next to the methods' differences."""
+    runs = study["runs"]
+    kinds = list(dict.fromkeys(r["kind"] for r in runs))
+    fig = Figure(figsize=(max(4.0, 1.3 * max(
+        sum(r["kind"] == k for r in runs) for k in kinds)) * len(kinds), 3.6))
+    for ax, kind in zip(fig.subplots(1, len(kinds), squeeze=False).ravel(), kinds):
+        mine = [r for r in runs if r["kind"] == kind]
+        for i, r in enumerate(mine):
+            marker, color = METHOD_STYLE.get(r["method"], ("x", "black"))
+            drops = [100 * d for d in r["accuracy_drop"]]
+            ax.plot([i] * len(drops), drops, linestyle="none", marker=marker, color=color,
+                    alpha=0.7)
+            ax.plot([i - 0.3, i + 0.3], [100 * r["mean_drop"]] * 2, "-", color=color, lw=2.5)
+        ax.set_xticks(range(len(mine)), [method_label(r) for r in mine], fontsize=8)
+        ax.set_xlim(-0.6, len(mine) - 0.4)
+        ax.set_title(kind, fontsize=10)
+        ax.set_ylabel("accuracy drop (pts)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Drop against each seed's dense model, seeds "
+                 f"{', '.join(map(str, study['seeds']))} (bars: mean)")
     return fig
 
 

@@ -6,7 +6,7 @@ A single run moves by a few tenths of a point with the seed (the dense model's i
 weights and every batch order follow it), as much as the methods differ. A seed study
 runs every config once per seed, each seed in its own ordinary run directory
 (``DIR/seed<S>/``, with its own report, resumable as any other), then writes
-``DIR/seeds.json`` and ``DIR/seeds.md``: per run, every seed's accuracy and drop against
+``DIR/seeds.json``, ``DIR/seeds.md`` and ``DIR/seeds.png``: per run, every seed's accuracy and drop against
 that seed's dense model, the mean drop and its range, and, among the runs that prune
 the same way (model, dataset, prune spec), on how many seeds each had the smallest drop.
 With ``--jobs N`` the seeds run side by side, one process each (``run_seeds_in_parallel``).
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import plots
 from .config import ConfigError
 from .report import same_spec
 from .runstate import write_json
@@ -98,7 +99,7 @@ def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Pat
 def _report(out: str | Path, seeds: list[int], log: Callable[[str], None]) -> dict[str, Any]:
     study = seed_study(out, seeds)
     paths = write_seed_report(out, study)
-    log(f"[seeds] wrote {paths[0]} and {paths[1]}")
+    log(f"[seeds] wrote {paths[0]}, {paths[1]} and {paths[2]}")
     return study
 
 
@@ -161,7 +162,9 @@ def seed_markdown(study: Mapping[str, Any]) -> str:
 
 
 def write_seed_report(out: str | Path, study: Mapping[str, Any]) -> list[Path]:
+    """``seeds.json``, ``seeds.md`` and the figure ``seeds.png``; their paths."""
     out = Path(out)
     md = out / "seeds.md"
     md.write_text(seed_markdown(study))
-    return [write_json(out / "seeds.json", study), md]
+    return [write_json(out / "seeds.json", study), md,
+            plots.seed_drops(study, out / "seeds.png")]

@@ -115,3 +115,21 @@ def test_a_failed_seed_process_is_an_error_that_names_its_log(tmp_path, capsys):
     assert main(["reproduce", "--config", str(config), "--out", str(out),
                  "--seeds", "0", "--jobs", "0"]) == 2
     assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_figure_shows_every_seeds_drop_and_the_mean_per_run(tmp_path):
+    _write(tmp_path, 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89),
+                         _row("a_mag", "magnitude", SPEC_A, 0.90, 0.885)])
+    _write(tmp_path, 1, [_row("a_admm", "admm", SPEC_A, 0.91, 0.895),
+                         _row("a_mag", "magnitude", SPEC_A, 0.91, 0.9)])
+    from admm import plots
+    from admm.seeds import write_seed_report
+    study = seed_study(tmp_path, [0, 1])
+    (ax,) = plots.seed_drops_figure(study).axes
+    drawn = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()]
+    assert drawn == [([0, 0], pytest.approx([1.0, 1.5])), ([-0.3, 0.3], pytest.approx([1.25] * 2)),
+                     ([1, 1], pytest.approx([1.5, 1.0])), ([0.7, 1.3], pytest.approx([1.25] * 2))]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["admm", "magnitude"]
+    paths = write_seed_report(tmp_path, study)
+    assert [p.name for p in paths] == ["seeds.json", "seeds.md", "seeds.png"]
+    assert paths[2].stat().st_size > 0
