@@ -29,6 +29,10 @@ from .report import same_spec
 from .runstate import write_json
 
 
+# the thread pools of a process (Numba's, OpenMP's, OpenBLAS's), by their variables
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def seed_dir(out: str | Path, seed: int) -> Path:
     return Path(out) / f"seed{seed}"
 
@@ -60,17 +64,17 @@ def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Pat
     """Each seed in a process of its own, ``python -m admm *argv(seed_dir, seed)``, at most
     ``jobs`` at once (its output in ``DIR/seed<S>.log``), then the seed report. Meant for
     a machine with many cores, or a GPU that one process leaves mostly idle: each process
-    gets ``cpu_count // jobs`` threads unless ``NUMBA_NUM_THREADS`` says otherwise.
+    gets ``cpu_count // jobs`` threads in every pool of ``THREAD_VARIABLES`` whose
+    variable is not set already (``gpu_check.sh`` sets Numba's, for one).
     ``ConfigError`` naming the logs when a seed's process fails (the others finish first)."""
     seeds, out = check_seeds(seeds), Path(out)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    if "NUMBA_NUM_THREADS" not in env:
-        threads = str(max(1, (os.cpu_count() or 1) // min(jobs, len(seeds))))
-        env.update(NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
-                   OPENBLAS_NUM_THREADS=threads)
+    threads = str(max(1, (os.cpu_count() or 1) // min(jobs, len(seeds))))
+    for pool in THREAD_VARIABLES:  # each pool its share of the cores, unless set already
+        env.setdefault(pool, threads)
     pending, running, failed = list(seeds), {}, []
     while pending or running:
         while pending and len(running) < jobs:

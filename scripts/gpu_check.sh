@@ -13,7 +13,7 @@
 #      state.json in $OUT/reproduce/ (the checkpoints stay behind);
 #   4. (only when GPU_CHECK_STEPS names it) a seed study on the GPU: `reproduce --all --only
 #      SEED_CONFIGS --seeds SEEDS --jobs <one per seed> --device cuda`, every seed in a process
-#      of its own (one process leaves the GPU mostly idle); seeds.json / seeds.md, each seed's
+#      of its own (one process leaves the GPU mostly idle); seeds.json / .md / .png, each seed's
 #      results.json and log in $OUT/seeds/. The same work by hand (five seeds of the eight
 #      filter and channel configs, five processes at once) took 314 + 236 s on an H200.
 # Every step runs even when an earlier one fails; logs and JSON land in $OUT (default
@@ -123,7 +123,7 @@ seeds() {
   "$PYTHON" -m admm reproduce --all --only $SEED_CONFIGS --seeds $SEEDS --jobs "$(wc -w <<<"$SEEDS")" \
     --out "$runs" --device cuda || return 1
   mkdir -p "$OUT/seeds"
-  cp "$runs/seeds.json" "$runs/seeds.md" "$OUT/seeds/"
+  cp "$runs/seeds.json" "$runs/seeds.md" "$runs/seeds.png" "$OUT/seeds/"
   for seed in $SEEDS; do
     cp "$runs/seed$seed/results.json" "$OUT/seeds/results_seed$seed.json"
     cp "$runs/seed$seed.log" "$OUT/seeds/"

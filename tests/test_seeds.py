@@ -133,3 +133,30 @@ def test_the_figure_shows_every_seeds_drop_and_the_mean_per_run(tmp_path):
     paths = write_seed_report(tmp_path, study)
     assert [p.name for p in paths] == ["seeds.json", "seeds.md", "seeds.png"]
     assert paths[2].stat().st_size > 0
+
+
+def test_each_seed_process_gets_its_share_of_every_thread_pool_not_set_already(tmp_path,
+                                                                               monkeypatch):
+    from admm import seeds
+    _write(tmp_path, 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89)])
+    _write(tmp_path, 1, [_row("a_admm", "admm", SPEC_A, 0.90, 0.88)])
+    envs = []
+
+    class Done:
+        returncode = 0
+
+        def __init__(self, argv, stdout, stderr, env):
+            envs.append(env)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(seeds.subprocess, "Popen", Done)
+    monkeypatch.setattr(seeds.os, "cpu_count", lambda: 16)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "4")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    seeds.run_seeds_in_parallel(lambda out, seed: [], tmp_path, [0, 1], jobs=2,
+                                log=lambda line: None)
+    assert [(e["NUMBA_NUM_THREADS"], e["OMP_NUM_THREADS"], e["OPENBLAS_NUM_THREADS"])
+            for e in envs] == [("4", "8", "8")] * 2
