@@ -152,11 +152,16 @@ def section(cls: type) -> Any:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Dense training with Adam."""
+    """Dense training with Adam.
+
+    ``ema`` (0 for none) is the decay of a moving average of the weights, updated after
+    every step; the phase ends with the averaged weights (``minidnn.optim.WeightAverage``).
+    """
 
     epochs: int = option(8, integer(0))
     lr: float = option(1e-3, number(above=0))
     batch_size: int = option(64, integer(1))
+    ema: float = option(0.0, number(at_least=0, below=1))
 
 
 @dataclass(frozen=True)
@@ -186,13 +191,15 @@ class RetrainConfig:
     """Masked retraining with Adam; ``batch_size`` defaults to pretraining's.
 
     ``lr_decay`` multiplies the learning rate after every epoch (epoch e runs at
-    ``lr * lr_decay**e``); 1 keeps it constant.
+    ``lr * lr_decay**e``); 1 keeps it constant. ``ema`` as in pretraining: the retrained
+    model is the moving average of its weights (pruned weights stay zero in it).
     """
 
     epochs: int = option(4, integer(0))
     lr: float = option(1e-3, number(above=0))
     batch_size: int | None = option(None, optional(integer(1)))
     lr_decay: float = option(1.0, number(above=0, at_most=1))
+    ema: float = option(0.0, number(at_least=0, below=1))
 
 
 @dataclass(frozen=True)
@@ -280,8 +287,11 @@ class Config:
 
     def dense_key(self) -> str:
         """A hash of what the dense model depends on: runs that share it pretrain once."""
+        pretrain = asdict(self.pretrain)
+        if pretrain["ema"] == ADDED_OPTIONS[("pretrain", "ema")]:
+            del pretrain["ema"]  # dense models cached before the key existed stay found
         settings = {"model": self.model, "dataset": self.dataset, "seed": self.seed,
-                    "train_subset": self.train_subset, "pretrain": asdict(self.pretrain)}
+                    "train_subset": self.train_subset, "pretrain": pretrain}
         if self.device != "cpu":
             settings["device"] = self.device
         return _digest(settings)
@@ -295,7 +305,7 @@ REQUIRED = ("model", "dataset", "prune")
 # (section or None for the top level, key): default of options added after runs had been
 # made with this fingerprint
 ADDED_OPTIONS = {("admm", "rescale_dual"): False, ("admm", "prune_support"): "w",
-                 (None, "device"): "cpu"}
+                 (None, "device"): "cpu", ("pretrain", "ema"): 0.0, ("retrain", "ema"): 0.0}
 
 
 def _digest(settings: dict[str, Any]) -> str:

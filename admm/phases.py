@@ -86,6 +86,10 @@ def _epochs(history: list[dict[str, Any]]) -> str:
     return f"{len(history)} epoch{'' if len(history) == 1 else 's'}"
 
 
+def _averaged(ema: float) -> str:
+    return f" (weights averaged, ema {ema:g})" if ema else ""
+
+
 def _seconds(history: list[dict[str, Any]]) -> float:
     return float(sum(h["time_s"] for h in history))
 
@@ -106,7 +110,7 @@ def pretrain(run: Run) -> dict[str, Any]:
     accuracy = run.accuracy()
     if how == "trained":
         what = (f"{_epochs(history)}, train loss {_span(history, 'train_loss')}, "
-                f"acc {accuracy:.4f}, {_seconds(history):.1f}s")
+                f"acc {accuracy:.4f}{_averaged(cfg.pretrain.ema)}, {_seconds(history):.1f}s")
     else:
         what = f"{how} {source}, acc {accuracy:.4f}"
     return {"accuracy": accuracy, "source": str(source), "how": how, "history": history,
@@ -120,7 +124,7 @@ def _train_dense(run: Run, path: Path) -> list[dict[str, Any]]:
     partial = path.with_name(path.stem + ".partial.npz")
     history = train_phase(run.model, optimizer, run.loader("pretrain", cfg.batch_size),
                           cfg.epochs, partial, desc="pretrain", meta=run.meta("pretrain"),
-                          resume=run.resume, progress=run.progress)
+                          resume=run.resume, progress=run.progress, average=cfg.ema)
     minidnn.save(path, {"model": run.model.state_dict(), "history": json.dumps(history),
                         "meta": run.meta("pretrain")})
     partial.unlink(missing_ok=True)
@@ -324,13 +328,13 @@ def retrain(run: Run) -> dict[str, Any]:
                           run.state.checkpoint("retrain"), desc="retrain",
                           extras={"masks": masks}, meta=run.meta("retrain"), resume=run.resume,
                           progress=run.progress,
-                          lr_at=lambda epoch: cfg.lr * cfg.lr_decay ** epoch)
+                          lr_at=lambda epoch: cfg.lr * cfg.lr_decay ** epoch, average=cfg.ema)
     masks.masking.detach()
     accuracy = run.accuracy()
     return {"accuracy": accuracy, "history": history, "time_s": _seconds(history),
             "summary": f"[retrain] {_epochs(history)}, train loss "
-                       f"{_span(history, 'train_loss')}, acc {accuracy:.4f}, "
-                       f"{_seconds(history):.1f}s"}
+                       f"{_span(history, 'train_loss')}, acc {accuracy:.4f}"
+                       f"{_averaged(cfg.ema)}, {_seconds(history):.1f}s"}
 
 
 def evaluate_phase(run: Run) -> dict[str, Any]:

@@ -5,7 +5,8 @@ of optimizer steps when ADMM rounds are counted in steps. After a chunk it calls
 ``after_epoch`` (the ADMM Z- and U-steps, the next magnitude-pruning round) and writes
 one checkpoint with everything that changes while training: the model, the optimizer's
 moments, the loader's position, the phase's own objects (``extras``: ADMM's Z, U and
-rho, the masks) and the history. Restarting from it gives bitwise the weights of a run
+rho, the masks; the moving average of the weights when the phase ends with it) and the
+history. Restarting from it gives bitwise the weights of a run
 that never stopped, because the batch order depends only on (seed, epoch).
 """
 from __future__ import annotations
@@ -61,16 +62,24 @@ def train_phase(model: Module, optimizer: optim.Optimizer, loader: DataLoader, e
                 after_epoch: Callable[[int], dict[str, Any] | None] | None = None,
                 steps_per_epoch: int | None = None, meta: dict[str, Any] | None = None,
                 resume: bool = True, progress: bool | None = None,
-                lr_at: Callable[[int], float] | None = None) -> list[dict[str, Any]]:
+                lr_at: Callable[[int], float] | None = None,
+                average: float = 0.0) -> list[dict[str, Any]]:
     """Train ``epochs`` chunks, checkpointing after each; return one record per chunk.
 
     With ``resume`` and an existing ``checkpoint`` the phase continues after the last
     chunk it holds. A chunk is one epoch, or ``steps_per_epoch`` optimizer steps.
     ``meta`` (what run and model the file belongs to) is stored as it is. ``lr_at(e)``,
     if given, sets the optimizer's learning rate for chunk ``e`` (a function of the chunk
-    alone, so a resumed run follows the same schedule).
+    alone, so a resumed run follows the same schedule). With ``average`` (a decay in
+    (0, 1)) a moving average of the weights is updated after every step, checkpointed
+    with the rest, and copied into the model when the phase ends (``WeightAverage``).
     """
     extras = dict(extras or {})
+    averaged = None
+    if average:
+        # registered after the callers' hooks (masking), and re-attached after them on restore
+        averaged = optim.WeightAverage(model.named_parameters(), average).attach(optimizer)
+        extras["average"] = averaged
     history: list[dict[str, Any]] = []
     if resume and checkpoint.is_file():
         history = _restore(checkpoint, model, optimizer, loader, extras)
@@ -88,11 +97,22 @@ def train_phase(model: Module, optimizer: optim.Optimizer, loader: DataLoader, e
         if after_epoch is not None:
             record.update(after_epoch(epoch) or {})
         history.append(record)
-        minidnn.save(checkpoint, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "loader": loader.state_dict(), "history": json.dumps(history), "meta": meta,
-            **{key: obj.state_dict() for key, obj in extras.items()}})
+        _save(checkpoint, model, optimizer, loader, history, meta, extras)
+    if averaged is not None:
+        averaged.detach()
+        averaged.apply()
+        if history:  # the phase's model is the average: what a later phase or --resume loads
+            _save(checkpoint, model, optimizer, loader, history, meta, extras)
     return history
+
+
+def _save(checkpoint: Path, model: Module, optimizer: optim.Optimizer, loader: DataLoader,
+          history: list[dict[str, Any]], meta: dict[str, Any] | None,
+          extras: Mapping[str, Stateful]) -> None:
+    minidnn.save(checkpoint, {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "loader": loader.state_dict(), "history": json.dumps(history), "meta": meta,
+        **{key: obj.state_dict() for key, obj in extras.items()}})
 
 
 def _restore(checkpoint: Path, model: Module, optimizer: optim.Optimizer, loader: DataLoader,

@@ -74,3 +74,61 @@ def test_optimizer_errors():
         optim.SGD([np.zeros(3)], lr=0.1)
     with pytest.raises(ValueError, match="betas"):
         optim.Adam(model.parameters(), betas=(1.0, 0.9))
+
+
+def test_weight_average_follows_the_weights_step_by_step(rng):
+    model = nn.Sequential(fc=nn.Linear(3, 2))
+    opt = optim.SGD(model.named_parameters(), lr=0.5)
+    start = {n: p.data.astype(np.float64) for n, p in model.named_parameters()}
+    average = optim.WeightAverage(model, 0.75).attach(opt)
+    expected = dict(start)
+    for _ in range(5):
+        _step(model, opt, rng)
+        for n, p in model.named_parameters():  # avg <- 0.75 avg + 0.25 W, from the start
+            expected[n] = 0.75 * expected[n] + 0.25 * p.data.astype(np.float64)
+    last = {n: p.data.copy() for n, p in model.named_parameters()}
+    for n in expected:
+        np.testing.assert_allclose(average.average[n], expected[n], rtol=1e-5, atol=1e-7)
+        assert not np.allclose(expected[n], last[n])  # the average is not the last weights
+    average.detach()
+    _step(model, opt, rng)  # detached: no update
+    np.testing.assert_allclose(average.average["fc.weight"], expected["fc.weight"], rtol=1e-5)
+    average.apply()
+    np.testing.assert_allclose(model.fc.weight.data, expected["fc.weight"], rtol=1e-5)
+
+
+def test_weight_average_keeps_zeroed_weights_zero_and_runs_after_earlier_hooks(rng):
+    model = nn.Sequential(fc=nn.Linear(3, 2))
+    opt = optim.Adam(model.named_parameters(), lr=0.1)
+    mask = np.array([[1, 0, 1], [0, 1, 1]], dtype=bool)
+    model.fc.weight.data[~mask] = 0
+
+    def zero_pruned(o):  # as masked retraining does after each update
+        model.fc.weight.data[~mask] = 0
+    opt.register_step_post_hook(lambda o: model.fc.weight.data.__setitem__(~mask, 5.0))
+    opt.register_step_post_hook(zero_pruned)
+    average = optim.WeightAverage(model, 0.5).attach(opt)
+    for _ in range(3):
+        _step(model, opt, rng)
+    assert np.all(average.average["fc.weight"][~mask] == 0)
+    assert np.all(average.average["fc.weight"][mask] != 0)
+
+
+def test_weight_average_state_round_trip_and_errors(rng):
+    model = nn.Sequential(fc=nn.Linear(3, 2))
+    opt = optim.SGD(model, lr=0.3)
+    average = optim.WeightAverage(model, 0.9).attach(opt)
+    for _ in range(3):
+        _step(model, opt, rng)
+    state = average.state_dict()
+    other = optim.WeightAverage(model, 0.9)
+    other.load_state_dict(state)
+    for n in average.average:
+        np.testing.assert_array_equal(other.average[n], average.average[n])
+    for decay in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match="decay must be in"):
+            optim.WeightAverage(model, decay)
+    with pytest.raises(ValueError, match="decay 0.9, this run with 0.5"):
+        optim.WeightAverage(model, 0.5).load_state_dict(state)
+    with pytest.raises(KeyError, match="fc.bias"):
+        other.load_state_dict({"decay": 0.9, "average": {"fc.weight": state["average"]["fc.weight"]}})

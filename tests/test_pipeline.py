@@ -17,11 +17,15 @@ from admm import hard_prune
 from admm import phases, report, runstate, training
 from admm.__main__ import main
 from admm.config import ConfigError, load_config, on_device
+from admm.data import load_data
 from admm.models import build_model
+from admm.phases import dense_path
 from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
 from admm.stats import summary
 from minidnn import backend
+from minidnn.data import DataLoader
 from minidnn.models import LeNet5
+from minidnn.train import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_TRAIN_EPOCH = training.train_epoch
@@ -75,6 +79,9 @@ def tiny(**changes):
     ({"dense_checkpoint": "/nonexistent.npz"}, "dense_checkpoint: no file"),
     ({"retrain": {"lr_decay": 1.5}}, "retrain.lr_decay must be <= 1, got 1.5"),
     ({"retrain": {"lr_decay": 0}}, "retrain.lr_decay must be > 0, got 0"),
+    ({"retrain": {"ema": 1}}, "retrain.ema must be < 1, got 1"),
+    ({"pretrain": {"ema": -0.5}}, "pretrain.ema must be >= 0, got -0.5"),
+    ({"pretrain": {"ema": "0.99"}}, "pretrain.ema must be a number, got '0.99'"),
     ({"admm": {"rescale_dual": 1}}, "admm.rescale_dual must be true or false"),
     ({"admm": {"prune_support": "u"}}, "admm.prune_support must be one of w, z"),
     ({"device": "tpu"}, "device must be one of cpu, cuda, got 'tpu'"),
@@ -117,6 +124,13 @@ def test_config_required_keys_files_and_round_trip(tmp_path):
     cpu, cuda = load_config(tiny(device="cpu")), load_config(tiny(device="cuda"))
     assert cpu.fingerprint() == base and cuda.fingerprint() != base
     assert cpu.dense_key() == config.dense_key() != cuda.dense_key()
+    # so are the weight averages: off, a run and its dense model keep their hashes
+    off = load_config(tiny(pretrain={"ema": 0}, retrain={"ema": 0.0}))
+    assert off.fingerprint() == base and off.dense_key() == config.dense_key()
+    pre, post = load_config(tiny(pretrain={"ema": 0.9})), load_config(tiny(retrain={"ema": 0.9}))
+    assert pre.fingerprint() != base and pre.dense_key() != config.dense_key()
+    assert post.fingerprint() not in (base, pre.fingerprint())
+    assert post.dense_key() == config.dense_key()  # retraining's average: same dense model
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +244,9 @@ def _interrupt_at(monkeypatch, call):
     ({}, 6, "in masked retraining"),
     ({"method": "ssl"}, 2, "in dense pretraining"),
     ({"method": "scratch"}, 5, "in training from scratch (masks restored)"),
+    ({"pretrain": {"ema": 0.8}, "retrain": {"epochs": 2, "ema": 0.8}},
+     7, "in masked retraining with a weight average (restored after the masks)"),
+    ({"method": "ssl", "pretrain": {"ema": 0.8}}, 2, "in dense pretraining with a weight average"),
 ])
 def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, changes, call,
                                                         where):
@@ -242,7 +259,9 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, c
     calls = _interrupt_at(monkeypatch, 0)
     row = reproduce(config, tmp_path / "interrupted", resume=True, **quiet)
     method_epochs = 2 + 3 if config["method"] == "scratch" else 3  # scratch: dense's too
-    assert len(calls) == 2 + method_epochs + 1 - (call - 1), f"resumed {where} should not start over"
+    retrain_epochs = config["retrain"]["epochs"]
+    assert len(calls) == 2 + method_epochs + retrain_epochs - (call - 1), \
+        f"resumed {where} should not start over"
     reference = minidnn.load(tmp_path / "uninterrupted/run/ckpt_retrain.npz")["model"]
     resumed = minidnn.load(tmp_path / "interrupted/run/ckpt_retrain.npz")["model"]
     for name, weight in reference.items():
@@ -573,3 +592,30 @@ def test_shipped_configs_load_and_meet_their_targets_by_construction():
         assert demo.train_subset and demo.pretrain.epochs <= 3
         assert path.read_text().startswith("#")
     assert all(p.read_text().startswith("# Reproduces:") for p in shipped_configs().values())
+
+
+def test_weight_averages_become_the_dense_and_the_retrained_models(tmp_path):
+    """With ``ema`` a phase ends with the moving average of its weights: the retrain
+    checkpoint's model (what evaluation, compaction and a resumed run use) is the
+    average it holds, pruned weights stay zero in it, and the cached dense model and its
+    recorded accuracy are the averaged ones."""
+    config = tiny(pretrain={"ema": 0.9}, retrain={"epochs": 2, "ema": 0.9})
+    quiet = {"progress": False, "log": lambda line: None, "write_report": False}
+    reproduce(config, tmp_path, **quiet)
+    run = tmp_path / "run"
+    retrained = minidnn.load(run / "ckpt_retrain.npz")
+    for name, average in retrained["average"]["average"].items():
+        np.testing.assert_array_equal(retrained["model"][name], average)
+    for name, mask in retrained["masks"].items():
+        assert np.all(retrained["model"][name][~mask] == 0), name
+        assert np.any(retrained["model"][name][mask] != 0), name
+    reproduce(tiny(name="plain"), tmp_path, **quiet)  # the same training, nothing averaged
+    averaged = minidnn.load(dense_path(tmp_path, load_config(config)))["model"]
+    plain = minidnn.load(dense_path(tmp_path, load_config(tiny())))["model"]
+    assert all(not np.array_equal(averaged[name], plain[name]) for name in plain)
+    model = build_model("tinynet", seed=0)
+    model.load_state_dict(averaged)
+    state = json.loads((run / "state.json").read_text())
+    loaded = load_config(config)
+    test = DataLoader(load_data(loaded).test, batch_size=loaded.eval_batch_size)
+    assert evaluate(model, test)["accuracy"] == state["phases"]["pretrain"]["accuracy"]
