@@ -132,3 +132,25 @@ def test_weight_average_state_round_trip_and_errors(rng):
         optim.WeightAverage(model, 0.5).load_state_dict(state)
     with pytest.raises(KeyError, match="fc.bias"):
         other.load_state_dict({"decay": 0.9, "average": {"fc.weight": state["average"]["fc.weight"]}})
+
+
+def test_weight_average_lives_on_the_parameters_device(device, rng):
+    from minidnn import backend
+    model = nn.Sequential(fc=nn.Linear(3, 2)).to(device)
+    opt = optim.Adam(model, lr=0.1)
+    average = optim.WeightAverage(model, 0.5).attach(opt)
+    for _ in range(2):
+        x = tensor(backend.to_device(rng.standard_normal((4, 3)).astype(np.float32), device))
+        loss = F.cross_entropy(model(x), backend.to_device(rng.integers(0, 2, size=4), device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert backend.device_of(average.average["fc.weight"]) == device
+    state = average.state_dict()
+    assert isinstance(state["average"]["fc.weight"], np.ndarray)  # checkpoints hold NumPy
+    restored = optim.WeightAverage(model, 0.5)
+    restored.load_state_dict(state)
+    assert backend.device_of(restored.average["fc.weight"]) == device
+    restored.apply()
+    np.testing.assert_array_equal(backend.to_numpy(model.fc.weight.data),
+                                  state["average"]["fc.weight"])
