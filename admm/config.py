@@ -9,7 +9,7 @@ A config is a JSON or YAML file (or a dict) read by ``load_config``::
     device: cpu                      # cpu | cuda (training on the GPU through CuPy)
     pretrain: {epochs: 8, lr: 0.001, batch_size: 64}
     admm: {rounds: 8, steps_per_round: epoch, rho: 0.001, rho_growth: 1.3, rho_max: 1.0}
-    retrain: {epochs: 4, lr: 0.001}
+    retrain: {epochs: 4, lr: 0.001}  # also lr_decay; both phases take ema (weight averaging)
     prune:
       conv1: {kind: filter, keep: 0.4}
       fc1: {kind: irregular, keep: 0.02}
