@@ -35,6 +35,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         raise ConfigError("--only selects among the shipped configs: use it with --all")
     if args.seed is not None and args.seeds is not None:
         raise ConfigError("--seed runs one seed, --seeds several: give one of them")
+    if args.jobs is not None and args.seeds is None:
+        raise ConfigError("--jobs runs the seeds of --seeds side by side: use it with --seeds")
     common = {"resume": args.resume, "remeasure": args.remeasure, "device": args.device}
 
     def run(out: str, seed: int | None) -> None:
@@ -43,8 +45,6 @@ def _reproduce(args: argparse.Namespace) -> int:
         else:
             reproduce(args.config, out, seed=seed, **common)
 
-    if args.jobs is not None and args.seeds is None:
-        raise ConfigError("--jobs runs the seeds of --seeds side by side: use it with --seeds")
     if args.seeds is None:
         run(args.out, args.seed)
     elif args.jobs is None:

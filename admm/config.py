@@ -278,23 +278,18 @@ class Config:
         """A hash of everything that changes the results (``data_dir`` only says where).
         Options in ``ADDED_OPTIONS`` count only away from their default, so that a run
         started before they existed still resumes."""
-        settings = {k: v for k, v in self.to_dict().items() if k != "data_dir"}
-        for (part, key), default in ADDED_OPTIONS.items():
-            where = settings if part is None else settings[part]
-            if where.get(key) == default:
-                del where[key]
-        return _digest(settings)
+        return _digest(_without_added_defaults(
+            {k: v for k, v in self.to_dict().items() if k != "data_dir"}))
 
     def dense_key(self) -> str:
-        """A hash of what the dense model depends on: runs that share it pretrain once."""
-        pretrain = asdict(self.pretrain)
-        if pretrain["ema"] == ADDED_OPTIONS[("pretrain", "ema")]:
-            del pretrain["ema"]  # dense models cached before the key existed stay found
-        settings = {"model": self.model, "dataset": self.dataset, "seed": self.seed,
-                    "train_subset": self.train_subset, "pretrain": pretrain}
-        if self.device != "cpu":
-            settings["device"] = self.device
-        return _digest(settings)
+        """A hash of what the dense model depends on: runs that share it pretrain once.
+        Options added later count only away from their default, as in ``fingerprint``, so
+        dense models cached before they existed stay found (a cpu run's key has no
+        ``device``, one without weight averaging no ``pretrain.ema``)."""
+        return _digest(_without_added_defaults({
+            "model": self.model, "dataset": self.dataset, "seed": self.seed,
+            "train_subset": self.train_subset, "pretrain": asdict(self.pretrain),
+            "device": self.device}))
 
     @property
     def retrain_batch_size(self) -> int:
@@ -306,6 +301,16 @@ REQUIRED = ("model", "dataset", "prune")
 # made with this fingerprint
 ADDED_OPTIONS = {("admm", "rescale_dual"): False, ("admm", "prune_support"): "w",
                  (None, "device"): "cpu", ("pretrain", "ema"): 0.0, ("retrain", "ema"): 0.0}
+
+
+def _without_added_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (a config's dict, or part of one) without the ``ADDED_OPTIONS`` that
+    hold their default; options of sections it lacks are skipped."""
+    for (part, key), default in ADDED_OPTIONS.items():
+        where = settings if part is None else settings.get(part, {})
+        if key in where and where[key] == default:
+            del where[key]
+    return settings
 
 
 def _digest(settings: dict[str, Any]) -> str:

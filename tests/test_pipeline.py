@@ -1,6 +1,7 @@
 """The reproduction pipeline: config errors, every phase end to end on a tiny net and a
 synthetic dataset, bitwise resume after an interruption, the CLI, the shipped configs."""
 import copy
+import hashlib
 import importlib
 import shutil
 import json
@@ -131,6 +132,11 @@ def test_config_required_keys_files_and_round_trip(tmp_path):
     assert pre.fingerprint() != base and pre.dense_key() != config.dense_key()
     assert post.fingerprint() not in (base, pre.fingerprint())
     assert post.dense_key() == config.dense_key()  # retraining's average: same dense model
+    # the key as it was computed before device and ema existed: cached dense models stay found
+    before = {"model": "tinynet", "dataset": "synthetic", "seed": 0, "train_subset": 320,
+              "pretrain": {"epochs": 2, "lr": 0.003, "batch_size": 32}}
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+    assert config.dense_key() == off.dense_key() == digest
 
 
 @pytest.fixture(scope="module")
