@@ -11,11 +11,11 @@ import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
 from kernels.packed import CSRPacked, column_table
 from kernels.sparse_conv import sparse_conv_numba
-from kernels.tap_conv import (MIXED_PAIRS, TILE_COSTS, TILE_MIXES, TILE_SHAPES, conv_taps,
-                              conv_taps_numba, conv_taps_ref, tile_plan, tile_shape,
-                              vector_isa)
+from kernels.tap_conv import (LANE_COSTS, LANE_SHAPES, MIXED_PAIRS, TILE_COSTS, TILE_MIXES,
+                              TILE_SHAPES, conv_taps, conv_taps_numba, conv_taps_ref,
+                              lane_shape, tile_plan, tile_shape, vector_isa)
 
-MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES)
+MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES + LANE_SHAPES)
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
 
@@ -53,8 +53,25 @@ def make(case, dtype):
 @settings(max_examples=30, deadline=None)
 @given(case=tap_cases())
 def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, shape, case):
-    with patch.object(tap_conv, "PIXEL_COST", {shape: 1.0}):  # this tile shape only
-        check_blocked_kernel(dtype, case)
+    # this tile shape only
+    with patch.multiple(tap_conv, PIXEL_COST={shape: 1.0}, LANE_COST={}):
+        plans = check_blocked_kernel(dtype, case)
+    assert [(p.tile, p.pix) for p in plans] == [(shape, None)]
+
+
+@pytest.mark.parametrize("shape", LANE_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=40, deadline=None)
+@given(case=tap_cases())
+def test_lane_tiles_equal_reference_and_conv2d_simple(dtype, shape, case):
+    with patch.object(tap_conv, "LANE_COST", {shape: 1e-9}):  # lane tiles always pay
+        plans = check_blocked_kernel(dtype, case)
+    (plan,) = plans
+    g = plan.g
+    assert plan.tile == shape and plan.wt.shape[2] == shape[0]
+    assert len(plan.pix) == -(-g.oh * g.ow // shape[1]) * shape[1]  # real pixels only
+    np.testing.assert_array_equal(plan.pix[:g.oh * g.ow],
+                                  [oy * plan.wp + ox for oy in range(g.oh) for ox in range(g.ow)])
 
 
 @pytest.mark.parametrize("mix", MIXED_PAIRS)
@@ -65,7 +82,8 @@ def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
     main, tail = mix
     costs = {main: 1.0, tail: 1.0}
     # a negative margin: the mix whenever the filters are not whole main tiles
-    with patch.multiple(tap_conv, PIXEL_COST=costs, PIXEL_MIXES=(mix,), MIX_MARGIN=-10.0):
+    with patch.multiple(tap_conv, PIXEL_COST=costs, PIXEL_MIXES=(mix,), MIX_MARGIN=-10.0,
+                        LANE_COST={}):
         plans = check_blocked_kernel(dtype, case)
     f = case[1][0]
     mixed = main[0] < f and f % main[0] != 0
@@ -77,7 +95,7 @@ def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
 @settings(max_examples=30, deadline=None)
 @given(case=tap_cases())
 def test_either_task_order_equals_reference_and_conv2d_simple(tile_major, case):
-    with patch.object(tap_conv, "tile_major_pays", lambda rows: tile_major):
+    with patch.multiple(tap_conv, tile_major_pays=lambda rows: tile_major, LANE_COST={}):
         plans = check_blocked_kernel(np.float32, case)
     assert [p.tile_major for p in plans] == [tile_major]
 
@@ -106,7 +124,7 @@ def test_each_tile_shape_is_used_when_it_is_the_only_one():
     table = column_table(np.arange(27), (9, 3, 3, 3))
     for shape in TILE_SHAPES:
         cache = {}
-        with patch.object(tap_conv, "PIXEL_COST", {shape: 1.0}):
+        with patch.multiple(tap_conv, PIXEL_COST={shape: 1.0}, LANE_COST={}):
             conv_taps_numba(x, w, table, 3, 3, None, 1, 1, cache=cache)
         plans = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
         assert [p.tile for p in plans] == [shape]
@@ -174,6 +192,9 @@ def test_run_padded_uses_one_thread_only_when_asked_and_restores_the_count():
 def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
     assert set(tap_conv.RUNNERS) == set(TILE_SHAPES) == {s for c in TILE_COSTS.values() for s in c}
     assert set(tap_conv.MIXED_RUNNERS) == set(MIXED_PAIRS)
+    assert set(tap_conv.LANE_RUNNERS) == set(LANE_SHAPES) == {s for c in LANE_COSTS.values()
+                                                               for s in c}
+    assert tap_conv.LANE_COST is LANE_COSTS[vector_isa()]
     for isa, mixes in TILE_MIXES.items():  # a CPU mixes only shapes of its own table
         assert all(main in TILE_COSTS[isa] and tail in TILE_COSTS[isa] for main, tail in mixes)
     assert tap_conv.PIXEL_MIXES == TILE_MIXES[vector_isa()]
@@ -214,6 +235,28 @@ def test_a_mix_takes_the_filters_left_over_by_whole_tiles_where_it_pays():
     assert plan(384, 181) == ((4, 16), None, 384)  # whole tiles: nothing left over
     assert plan(2, 181) == ((2, 32), None, 2)  # no whole main tile
     assert tile_plan(10, 181, TILE_COSTS["avx512"], TILE_MIXES["avx512"])[1] is None
+
+
+def test_lane_tiles_where_dropping_the_junk_pixels_outweighs_their_zero_filters():
+    costs, mixes, lanes = TILE_COSTS["avx2"], TILE_MIXES["avx2"], LANE_COSTS["avx2"]
+
+    def shape(n_filters, run, n_pixels):
+        return lane_shape(n_filters, run, n_pixels, costs, mixes, lanes)
+    # 13x13 with padding 1: 181 wide pixels (192 in 4 x 16 tiles), 169 real ones (172)
+    assert shape(384, 181, 169) == (16, 4)  # 384 * 172 against 384 * 192
+    assert shape(29, 181, 169) == (16, 4)  # 32 * 172 = 5504 against 32 * 192 = 6144
+    assert shape(19, 181, 169) is None  # 32 * 172 = 5504 against 20 * 192 = 3840
+    # 53 filters on 27x27 with padding 2 (781 wide, 784 in tiles; 729 real, 732):
+    # 64 * 732 = 46848 against 56 * 784 = 43904
+    assert shape(53, 781, 729) is None
+    assert shape(128, 781, 729) == (16, 4)  # 128 * 732 against 128 * 784
+    # 10 filters on LeNet-5's 8x8 (92 wide): 16 * 64 = 1024 against the 8 + 2 mix's 998
+    assert shape(10, 92, 64) is None
+    assert shape(25, 92, 64) == (16, 4)  # 32 * 64 = 2048 against 28 * 96 = 2688
+    assert shape(4, 92, 64) is None
+    # no lane tiles where the table has none (AVX-512)
+    assert lane_shape(384, 181, 169, TILE_COSTS["avx512"], TILE_MIXES["avx512"],
+                      LANE_COSTS["avx512"]) is None
 
 
 def test_tile_shape_weighs_zero_filters_and_junk_pixels_against_the_faster_tiles():
