@@ -177,13 +177,18 @@ ALGORITHM_NAMES = {"kn2row": "kn2row", "gather": "gather-im2col + GEMM",
 
 def kernel_name(run) -> str:
     """The kernel a case ran: the structured kernels pick theirs by timing (see
-    ``kernels.compact_conv``), the irregular rows run the direct sparse conv."""
+    ``kernels.compact_conv``), the irregular rows run the direct sparse conv. The blocked
+    direct conv says which tiles it ran (``TapPlan.describe``)."""
     from kernels.compact_conv import chosen_algorithms
+    from kernels.tap_conv import TapPlan
 
     packed = getattr(run, "packed", None)
     if packed is None:
         return "direct sparse conv"
-    return " / ".join(ALGORITHM_NAMES[a] for a in chosen_algorithms(packed)) or "?"
+    names = [ALGORITHM_NAMES[a] for a in chosen_algorithms(packed)]
+    tiles = sorted({v.describe() for v in packed._cache.values() if isinstance(v, TapPlan)})
+    return " / ".join(f"{name} ({', '.join(tiles)})" if name == ALGORITHM_NAMES["direct"]
+                      and tiles else name for name in names) or "?"
 
 
 # --- PyTorch in a worker process -----------------------------------------------------
@@ -475,7 +480,7 @@ def markdown(rows: list[dict], stack: list[dict]) -> str:
         return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
     cols = ("layer", "kind", "keep_label", "batch", "dense_ms", "compact_ms", "speedup",
-            "flop_ratio", "efficiency", "torch_dense_ms", "torch_compact_ms")
+            "flop_ratio", "efficiency", "torch_dense_ms", "torch_compact_ms", "kernel")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
     tcols = ("kind", "keep_label", "batch", "dense_ms", "compact_ms", "speedup", "flop_ratio",

@@ -546,6 +546,13 @@ class TapPlan:
     # repeat pixel 0, whose sums are dropped)
     pix: np.ndarray | None = None
 
+    def describe(self) -> str:
+        """The tiles in words: ``"16 x 4 lane tiles"``, ``"4 x 16 tiles"`` or, for a mix,
+        ``"4 x 16 + 2 x 32 tiles"`` (filters x pixels)."""
+        shapes = [self.tile] if self.tail is None else [self.tile, self.tail]
+        kind = " lane" if self.pix is not None else ""
+        return " + ".join(f"{f} x {p}" for f, p in shapes) + f"{kind} tiles"
+
     def run(self, x: np.ndarray, b: np.ndarray, cache: dict) -> np.ndarray:
         """The conv of ``x`` (this plan's shape and dtype) with bias ``b`` (of the output
         dtype); work buffers come from ``cache``."""

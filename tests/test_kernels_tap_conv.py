@@ -69,6 +69,7 @@ def test_lane_tiles_equal_reference_and_conv2d_simple(dtype, shape, case):
     (plan,) = plans
     g = plan.g
     assert plan.tile == shape and plan.wt.shape[2] == shape[0]
+    assert plan.describe() == f"{shape[0]} x {shape[1]} lane tiles"
     assert len(plan.pix) == -(-g.oh * g.ow // shape[1]) * shape[1]  # real pixels only
     np.testing.assert_array_equal(plan.pix[:g.oh * g.ow],
                                   [oy * plan.wp + ox for oy in range(g.oh) for ox in range(g.ow)])
@@ -89,6 +90,8 @@ def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
     mixed = main[0] < f and f % main[0] != 0
     expected = (main, tail, f // main[0] * main[0]) if mixed else (None, f)
     assert [(p.tile, p.tail, p.split)[-len(expected):] for p in plans] == [expected]
+    if mixed:
+        assert plans[0].describe() == f"{main[0]} x {main[1]} + {tail[0]} x {tail[1]} tiles"
 
 
 @pytest.mark.parametrize("tile_major", [False, True])
@@ -128,6 +131,7 @@ def test_each_tile_shape_is_used_when_it_is_the_only_one():
             conv_taps_numba(x, w, table, 3, 3, None, 1, 1, cache=cache)
         plans = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
         assert [p.tile for p in plans] == [shape]
+        assert plans[0].describe() == f"{shape[0]} x {shape[1]} tiles"
         assert plans[0].wt.shape[2] == shape[0]  # weights blocked by the tile's filters
 
 
