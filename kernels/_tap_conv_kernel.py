@@ -5,7 +5,8 @@ partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.ta
 ``lane_conv_kernel_*``: 16 x 4 (filters in the vector lanes x output pixels);
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
 functions pad, run one kernel (two for a mix of tile shapes, the second from filter
-``split`` on) and crop in one call (``kernels.padded``).
+``split`` on) and crop in one call (``kernels.padded``; the source of its helpers
+hashes to 1d30d15145f41a4a, see ``helpers_stamp``).
 """
 
 from kernels._dispatch import njit, prange, uintp

@@ -54,6 +54,8 @@ adds the bias.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,6 +406,20 @@ def _csr_kernel_source(tile_pixels: int) -> list[str]:
     return lines
 
 
+def helpers_stamp() -> str:
+    """A hash of the source of the compiled helpers that the generated runners call
+    (``kernels.padded.copy_planes`` and ``crop_add_bias``). Numba's cache of a function
+    is keyed on its own file only: a runner compiled into the cache keeps the helpers as
+    they were, whatever later edits to ``kernels/padded.py`` say. The generated file
+    carries this stamp, so such an edit calls for ``python -m kernels.tap_conv`` (a test
+    says so), and the file it rewrites is compiled afresh."""
+    from kernels import padded
+
+    helpers = (padded.copy_planes, padded.crop_add_bias)
+    text = "".join(inspect.getsource(getattr(f, "py_func", f)) for f in helpers)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
                     mixes: tuple = MIXED_PAIRS,
                     lane_shapes: tuple[tuple[int, int], ...] = LANE_SHAPES) -> str:
@@ -429,7 +445,8 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
         f"``csr_tile_kernel``: one filter's CSR row over {CSR_TILE} pixels "
         "(``kernels.sparse_conv``). The ``run_*``",
         "functions pad, run one kernel (two for a mix of tile shapes, the second from filter",
-        "``split`` on) and crop in one call (``kernels.padded``).",
+        "``split`` on) and crop in one call (``kernels.padded``; the source of its helpers",
+        f"hashes to {helpers_stamp()}, see ``helpers_stamp``).",
         '"""',
         "",
         "from kernels._dispatch import njit, prange, uintp",
@@ -667,5 +684,6 @@ if __name__ == "__main__":
 __all__ = ["CSR_TILE", "LANE_COSTS", "LANE_SHAPES", "MIXED_PAIRS", "MIX_MARGIN", "PIXEL_COST",
            "PIXEL_MIXES", "TILE_COSTS", "TILE_MAJOR_ROWS", "TILE_MIXES", "TILE_SHAPES",
            "TapPlan", "check_bias", "check_table", "conv_taps", "conv_taps_checked",
-           "conv_taps_numba", "conv_taps_ref", "lane_shape", "tap_conv_source", "tap_plan",
-           "tile_major_pays", "tile_plan", "tile_shape", "vector_isa"]
+           "conv_taps_numba", "conv_taps_ref", "helpers_stamp", "lane_shape",
+           "tap_conv_source", "tap_plan", "tile_major_pays", "tile_plan", "tile_shape",
+           "vector_isa"]

@@ -313,3 +313,16 @@ def test_bad_tables_are_named(table, matrix_cols, message):
 def test_generated_kernel_file_matches_its_generator():
     assert tap_conv.KERNEL_MODULE.read_text() == tap_conv.tap_conv_source(), (
         "kernels/_tap_conv_kernel.py is stale: run python -m kernels.tap_conv")
+
+
+def test_the_generated_file_changes_with_the_helpers_its_runners_call(monkeypatch):
+    import kernels.padded as padded
+
+    stamp = tap_conv.helpers_stamp()
+    assert stamp in tap_conv.tap_conv_source()
+
+    def copy_planes(x, channels, ph, pw, wp, plane, buf):  # an edited helper
+        buf[:] = 0.0
+    monkeypatch.setattr(padded, "copy_planes", copy_planes)
+    assert tap_conv.helpers_stamp() != stamp
+    assert stamp not in tap_conv.tap_conv_source()
