@@ -6,7 +6,7 @@ partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.ta
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
 functions pad, run one kernel (two for a mix of tile shapes, the second from filter
 ``split`` on) and crop in one call (``kernels.padded``; the source of its helpers
-hashes to 1d30d15145f41a4a, see ``helpers_stamp``).
+hashes to 1d30d15145f41a4a, see ``helpers_stamp``); ``*_unpadded`` skip the copy.
 """
 
 from kernels._dispatch import njit, prange, uintp
@@ -3492,6 +3492,12 @@ def run_lanes_16x4(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, zero, n_
 
 
 @njit(cache=True)
+def run_lanes_16x4_unpadded(x, wt, offs, pix, zero, n_tiles, wide, bias, out):
+    lane_conv_kernel_16x4(x, wt, offs, pix, zero, n_tiles, False, wide)
+    crop_add_bias(wide, bias, out.shape[3], out)
+
+
+@njit(cache=True)
 def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide)
@@ -3501,3 +3507,4 @@ def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_ti
 RUNNERS = {(4, 32): run_4x32, (4, 64): run_4x64, (8, 32): run_8x32, (4, 16): run_4x16, (2, 32): run_2x32}
 MIXED_RUNNERS = {((4, 16), (2, 32)): run_4x16_2x32}
 LANE_RUNNERS = {(16, 4): run_lanes_16x4}
+LANE_UNPADDED_RUNNERS = {(16, 4): run_lanes_16x4_unpadded}

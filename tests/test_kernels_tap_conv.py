@@ -69,7 +69,9 @@ def test_lane_tiles_equal_reference_and_conv2d_simple(dtype, shape, case):
     (plan,) = plans
     g = plan.g
     assert plan.tile == shape and plan.wt.shape[2] == shape[0]
-    assert plan.describe() == f"{shape[0]} x {shape[1]} lane tiles"
+    unpadded = case[2] == (0, 0)  # no padding: the input is read in place, not copied
+    assert plan.unpadded == unpadded
+    assert plan.describe() == f"{shape[0]} x {shape[1]} lane tiles" + ", no copy" * unpadded
     assert len(plan.pix) == -(-g.oh * g.ow // shape[1]) * shape[1]  # real pixels only
     np.testing.assert_array_equal(plan.pix[:g.oh * g.ow],
                                   [oy * plan.wp + ox for oy in range(g.oh) for ox in range(g.ow)])
@@ -198,6 +200,7 @@ def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
     assert set(tap_conv.MIXED_RUNNERS) == set(MIXED_PAIRS)
     assert set(tap_conv.LANE_RUNNERS) == set(LANE_SHAPES) == {s for c in LANE_COSTS.values()
                                                                for s in c}
+    assert set(tap_conv.LANE_UNPADDED_RUNNERS) == set(LANE_SHAPES)
     assert tap_conv.LANE_COST is LANE_COSTS[vector_isa()]
     for isa, mixes in TILE_MIXES.items():  # a CPU mixes only shapes of its own table
         assert all(main in TILE_COSTS[isa] and tail in TILE_COSTS[isa] for main, tail in mixes)
@@ -239,6 +242,25 @@ def test_a_mix_takes_the_filters_left_over_by_whole_tiles_where_it_pays():
     assert plan(384, 181) == ((4, 16), None, 384)  # whole tiles: nothing left over
     assert plan(2, 181) == ((2, 32), None, 2)  # no whole main tile
     assert tile_plan(10, 181, TILE_COSTS["avx512"], TILE_MIXES["avx512"])[1] is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lane_tiles_read_an_unpadded_input_in_place_whatever_channels_are_kept(dtype):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 6, 9, 8)).astype(dtype)  # LeNet-like: no padding
+    # taps of channels 1, 4 and 5 only, so the kept planes are not the first ones
+    table = np.array([(c, ky, kx) for c in (1, 4, 5) for ky in range(3) for kx in range(2)])
+    matrix = rng.standard_normal((20, len(table))).astype(dtype)
+    b = rng.standard_normal(20).astype(dtype)
+    cache = {}
+    with patch.object(tap_conv, "LANE_COST", {LANE_SHAPES[0]: 1e-9}):
+        for _ in range(2):
+            out = conv_taps_numba(x, matrix, table, 3, 2, b, 1, 0, cache=cache)
+            np.testing.assert_allclose(out, conv_taps_ref(x, matrix, table, 3, 2, b, 1, 0),
+                                       **TOL[dtype])
+    (plan,) = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
+    assert plan.unpadded and not any("input" in str(k) for k in cache)  # no padded buffer
+    np.testing.assert_array_equal(plan.offs, table[:, 0] * 72 + table[:, 1] * 8 + table[:, 2])
 
 
 def test_lane_tiles_where_dropping_the_junk_pixels_outweighs_their_zero_filters():
