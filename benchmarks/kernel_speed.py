@@ -544,8 +544,17 @@ def environment(args, worker: TorchWorker | None) -> dict:
         "torch_version": worker.info["version"] if worker else None,
         "repeats": args.repeats,
         "quick": args.quick,
+        "tiles": tiles_info(),
         **machine_info(),
     }
+
+
+def tiles_info() -> dict:
+    """The direct conv's tile tables in use: the vector ISA's (``MINIDNN_TILES``) and
+    whether lane tiles may be chosen (``MINIDNN_LANE_TILES``)."""
+    from kernels import tap_conv
+
+    return {"isa": tap_conv._ISA, "lane_tiles": bool(tap_conv.LANE_COST)}
 
 
 def main(args) -> dict:

@@ -166,7 +166,19 @@ def vector_isa() -> str:
 _ISA = vector_isa()
 PIXEL_COST = TILE_COSTS[_ISA]
 PIXEL_MIXES = TILE_MIXES[_ISA]
-LANE_COST = LANE_COSTS[_ISA]
+
+
+def lane_table() -> dict[tuple[int, int], float]:
+    """This CPU's lane tiles (``LANE_COSTS``), or none with ``MINIDNN_LANE_TILES=0``:
+    pixel tiles only, as before lane tiles existed, for A/B runs of the benchmarks on the
+    same machine (read at import, like ``MINIDNN_TILES``)."""
+    switch = os.environ.get("MINIDNN_LANE_TILES", "1")
+    if switch not in ("0", "1"):
+        raise ValueError(f"MINIDNN_LANE_TILES must be 0 or 1, got {switch!r}")
+    return dict(LANE_COSTS[_ISA]) if switch == "1" else {}
+
+
+LANE_COST = lane_table()
 CSR_TILE = 64  # wide pixels per task of ``csr_tile_kernel`` (kernels.sparse_conv)
 
 
@@ -714,6 +726,6 @@ if __name__ == "__main__":
 __all__ = ["CSR_TILE", "LANE_COSTS", "LANE_SHAPES", "MIXED_PAIRS", "MIX_MARGIN", "PIXEL_COST",
            "PIXEL_MIXES", "TILE_COSTS", "TILE_MAJOR_ROWS", "TILE_MIXES", "TILE_SHAPES",
            "TapPlan", "check_bias", "check_table", "conv_taps", "conv_taps_checked",
-           "conv_taps_numba", "conv_taps_ref", "helpers_stamp", "lane_shape",
+           "conv_taps_numba", "conv_taps_ref", "helpers_stamp", "lane_shape", "lane_table",
            "tap_conv_source", "tap_plan", "tile_major_pays", "tile_plan", "tile_shape",
            "vector_isa"]

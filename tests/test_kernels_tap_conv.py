@@ -201,7 +201,16 @@ def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
     assert set(tap_conv.LANE_RUNNERS) == set(LANE_SHAPES) == {s for c in LANE_COSTS.values()
                                                                for s in c}
     assert set(tap_conv.LANE_UNPADDED_RUNNERS) == set(LANE_SHAPES)
-    assert tap_conv.LANE_COST is LANE_COSTS[vector_isa()]
+    assert tap_conv.LANE_COST in ({}, LANE_COSTS[tap_conv._ISA])  # {}: MINIDNN_LANE_TILES=0
+    monkeypatch.delenv("MINIDNN_LANE_TILES", raising=False)
+    assert tap_conv.lane_table() == LANE_COSTS[tap_conv._ISA]
+    monkeypatch.setenv("MINIDNN_LANE_TILES", "0")  # pixel tiles only, for A/B runs
+    assert tap_conv.lane_table() == {}
+    monkeypatch.setenv("MINIDNN_LANE_TILES", "1")
+    assert tap_conv.lane_table() == LANE_COSTS[tap_conv._ISA]
+    monkeypatch.setenv("MINIDNN_LANE_TILES", "yes")
+    with pytest.raises(ValueError, match="MINIDNN_LANE_TILES must be 0 or 1"):
+        tap_conv.lane_table()
     for isa, mixes in TILE_MIXES.items():  # a CPU mixes only shapes of its own table
         assert all(main in TILE_COSTS[isa] and tail in TILE_COSTS[isa] for main, tail in mixes)
     assert tap_conv.PIXEL_MIXES == TILE_MIXES[vector_isa()]
