@@ -557,6 +557,20 @@ def tiles_info() -> dict:
     return {"isa": tap_conv._ISA, "lane_tiles": bool(tap_conv.LANE_COST)}
 
 
+def scaling_note(scaling: dict[str, float], threads: int, share: float = 0.75) -> str | None:
+    """A warning when the cores gave less than ``share`` of ``threads`` times one core's
+    speed before or after the rows (``thread_scaling``): on a shared virtual machine a
+    core can give little for minutes, and every row of such a run is slower than the
+    code is. None when they all gave their share, or with one thread."""
+    low = {k: v for k, v in scaling.items() if v < share * threads}
+    if threads < 2 or not low:
+        return None
+    return (f"warning: {threads} threads ran only "
+            + ", ".join(f"{v:.2f}x one thread's speed {k} the rows" for k, v in low.items())
+            + f" (under {share * threads:.2f}x): the machine's cores were busy or throttled; "
+            "compare versions in runs close together, or rerun")
+
+
 def main(args) -> dict:
     pin_threads(args.threads)
     # PyTorch starts first, with the environment as given; then ours, whose OpenMP and
@@ -580,6 +594,10 @@ def main(args) -> dict:
         print(f"one thread's time over {args.threads} threads' (before, after): "
               f"{scaling['before']}, {scaling['after']}", file=sys.stderr)
         env = {**environment(args, worker), "thread_scaling": scaling}
+        note = scaling_note(scaling, args.threads)
+        if note:
+            print(note, file=sys.stderr)
+            env["thread_scaling_note"] = note
     finally:
         if worker:
             worker.close()

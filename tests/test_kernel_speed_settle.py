@@ -70,3 +70,13 @@ def test_thread_scaling_times_one_thread_against_all_and_restores_the_count(monk
     assert ratio > 0 and numba.get_num_threads() == before
     # warm-up, then one thread and all threads in turn (each timing reads the clock twice)
     assert seen[:2] == [before] * 2 and seen[-8:] == [1, 1, before, before] * 2
+
+
+def test_a_run_whose_cores_gave_little_says_so():
+    note = kernel_speed.scaling_note({"before": 1.12, "after": 1.83}, threads=2)
+    assert note is not None and "1.12x one thread's speed before the rows" in note
+    assert "after" not in note.split("(under")[0]  # 1.83 is above 0.75 * 2 = 1.5
+    both = kernel_speed.scaling_note({"before": 1.2, "after": 1.3}, threads=2)
+    assert "before the rows" in both and "after the rows" in both
+    assert kernel_speed.scaling_note({"before": 1.84, "after": 2.0}, threads=2) is None
+    assert kernel_speed.scaling_note({"before": 0.9, "after": 1.0}, threads=1) is None
