@@ -607,31 +607,25 @@ class TapPlan:
             out[:] = b.reshape(1, -1, 1, 1)
             return out
         zero = self.dtype.type(0)
-        if self.unpadded:  # lane tiles on the input in place
-            lanes = workspace(cache, "tap conv lanes", (n, self.wt.shape[0] * self.tile[0],
-                                                        self.n_tiles * self.tile[1]), self.dtype)
-            args = (np.ascontiguousarray(x).reshape(n, -1), self.wt, self.offs, self.pix, zero,
-                    self.n_tiles, lanes, b, out)
-            run_padded(LANE_UNPADDED_RUNNERS[self.tile], args, self.parallel,
-                       first=not self.ran)
-            self.ran = True
-            return out
-        xbuf = workspace(cache, layout_key("tap conv input", x.shape, g), (n, self.length),
-                         x.dtype, fill=0.0)
         filters, width = self.tile
         slots, pixels = self.wt.shape[0] * filters, self.n_tiles * width
         if self.tail is not None:
             slots = self.split + self.wt_tail.shape[0] * self.tail[0]
             pixels = max(pixels, self.n_tiles_tail * self.tail[1])
-        head = (np.ascontiguousarray(x), self.channels, g.ph, g.pw, self.wp, self.plane, xbuf)
-        if self.pix is not None:  # (image, filter slot, pixel), no junk pixels
-            lanes = workspace(cache, "tap conv lanes", (n, slots, pixels), self.dtype)
-            args = (*head, self.wt, self.offs, self.pix, zero, self.n_tiles, lanes, b, out)
-            run_padded(LANE_RUNNERS[self.tile], args, self.parallel, first=not self.ran)
-            self.ran = True
-            return out
-        wide = workspace(cache, "tap conv output", (n, slots, pixels), self.dtype)
-        if self.tail is None:
+        if self.unpadded:  # lane tiles on the input in place: no padded copy
+            head = (np.ascontiguousarray(x).reshape(n, -1),)
+        else:
+            xbuf = workspace(cache, layout_key("tap conv input", x.shape, g), (n, self.length),
+                             x.dtype, fill=0.0)
+            head = (np.ascontiguousarray(x), self.channels, g.ph, g.pw, self.wp, self.plane,
+                    xbuf)
+        # (image, filter slot, pixel): wide pixels, or the real ones only for lane tiles
+        name = "tap conv output" if self.pix is None else "tap conv lanes"
+        wide = workspace(cache, name, (n, slots, pixels), self.dtype)
+        if self.pix is not None:
+            runner = (LANE_UNPADDED_RUNNERS if self.unpadded else LANE_RUNNERS)[self.tile]
+            args = (*head, self.wt, self.offs, self.pix, zero, self.n_tiles, wide, b, out)
+        elif self.tail is None:
             runner = RUNNERS[self.tile]
             args = (*head, self.wt, self.offs, zero, self.n_tiles, self.tile_major, wide, b,
                     out)
