@@ -2,15 +2,18 @@
 
 One task: 4 x 32, 4 x 64, 8 x 32, 4 x 16, 2 x 32 (filters x wide output pixels) of one image, the
 partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``);
-``lane_conv_kernel_*``: 16 x 4 (filters in the vector lanes x output pixels);
+``lane_conv_kernel_*``: 16 x 6 (filters in the vector lanes x output pixels; ``kernels.lane_tile``);
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
 functions pad, run one kernel (two for a mix of tile shapes, the second from filter
 ``split`` on) and crop in one call (``kernels.padded``; the source of its helpers
-hashes to 1d30d15145f41a4a, see ``helpers_stamp``); ``*_unpadded`` skip the copy.
+hashes to 23d860c417322f71, see ``helpers_stamp``); ``*_unpadded`` skip the copy.
 """
 
 from kernels._dispatch import njit, prange, uintp
+from kernels.lane_tile import lane_tile
 from kernels.padded import copy_planes, crop_add_bias
+
+lane_tile_16x6 = lane_tile(16, 6)
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -2611,7 +2614,7 @@ def tap_conv_kernel_2x32(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def lane_conv_kernel_16x4(xbuf, wt, offs, pix, zero, n_tiles, tile_major, lanes):
+def lane_conv_kernel_16x6(xbuf, wt, offs, pix, n_tiles, tile_major, lanes):
     n_batch = lanes.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
     for task in prange(n_batch * n_blocks * n_tiles):
@@ -2622,227 +2625,9 @@ def lane_conv_kernel_16x4(xbuf, wt, offs, pix, zero, n_tiles, tile_major, lanes)
         else:  # the next task: the same filters, the next pixels
             block = (task // n_tiles) % n_blocks
             tile = task % n_tiles
-        q0 = tile * 4
+        q0 = tile * 6
         xs = xbuf[n]
-        p0 = uintp(pix[q0 + 0])
-        p1 = uintp(pix[q0 + 1])
-        p2 = uintp(pix[q0 + 2])
-        p3 = uintp(pix[q0 + 3])
-        a0_0 = zero
-        a1_0 = zero
-        a2_0 = zero
-        a3_0 = zero
-        a4_0 = zero
-        a5_0 = zero
-        a6_0 = zero
-        a7_0 = zero
-        a8_0 = zero
-        a9_0 = zero
-        a10_0 = zero
-        a11_0 = zero
-        a12_0 = zero
-        a13_0 = zero
-        a14_0 = zero
-        a15_0 = zero
-        a0_1 = zero
-        a1_1 = zero
-        a2_1 = zero
-        a3_1 = zero
-        a4_1 = zero
-        a5_1 = zero
-        a6_1 = zero
-        a7_1 = zero
-        a8_1 = zero
-        a9_1 = zero
-        a10_1 = zero
-        a11_1 = zero
-        a12_1 = zero
-        a13_1 = zero
-        a14_1 = zero
-        a15_1 = zero
-        a0_2 = zero
-        a1_2 = zero
-        a2_2 = zero
-        a3_2 = zero
-        a4_2 = zero
-        a5_2 = zero
-        a6_2 = zero
-        a7_2 = zero
-        a8_2 = zero
-        a9_2 = zero
-        a10_2 = zero
-        a11_2 = zero
-        a12_2 = zero
-        a13_2 = zero
-        a14_2 = zero
-        a15_2 = zero
-        a0_3 = zero
-        a1_3 = zero
-        a2_3 = zero
-        a3_3 = zero
-        a4_3 = zero
-        a5_3 = zero
-        a6_3 = zero
-        a7_3 = zero
-        a8_3 = zero
-        a9_3 = zero
-        a10_3 = zero
-        a11_3 = zero
-        a12_3 = zero
-        a13_3 = zero
-        a14_3 = zero
-        a15_3 = zero
-        for t in range(n_taps):
-            base = uintp(offs[t])
-            v0 = xs[base + p0]
-            v1 = xs[base + p1]
-            v2 = xs[base + p2]
-            v3 = xs[base + p3]
-            w0 = wt[block, t, 0]
-            w1 = wt[block, t, 1]
-            w2 = wt[block, t, 2]
-            w3 = wt[block, t, 3]
-            w4 = wt[block, t, 4]
-            w5 = wt[block, t, 5]
-            w6 = wt[block, t, 6]
-            w7 = wt[block, t, 7]
-            w8 = wt[block, t, 8]
-            w9 = wt[block, t, 9]
-            w10 = wt[block, t, 10]
-            w11 = wt[block, t, 11]
-            w12 = wt[block, t, 12]
-            w13 = wt[block, t, 13]
-            w14 = wt[block, t, 14]
-            w15 = wt[block, t, 15]
-            a0_0 += w0 * v0
-            a1_0 += w1 * v0
-            a2_0 += w2 * v0
-            a3_0 += w3 * v0
-            a4_0 += w4 * v0
-            a5_0 += w5 * v0
-            a6_0 += w6 * v0
-            a7_0 += w7 * v0
-            a8_0 += w8 * v0
-            a9_0 += w9 * v0
-            a10_0 += w10 * v0
-            a11_0 += w11 * v0
-            a12_0 += w12 * v0
-            a13_0 += w13 * v0
-            a14_0 += w14 * v0
-            a15_0 += w15 * v0
-            a0_1 += w0 * v1
-            a1_1 += w1 * v1
-            a2_1 += w2 * v1
-            a3_1 += w3 * v1
-            a4_1 += w4 * v1
-            a5_1 += w5 * v1
-            a6_1 += w6 * v1
-            a7_1 += w7 * v1
-            a8_1 += w8 * v1
-            a9_1 += w9 * v1
-            a10_1 += w10 * v1
-            a11_1 += w11 * v1
-            a12_1 += w12 * v1
-            a13_1 += w13 * v1
-            a14_1 += w14 * v1
-            a15_1 += w15 * v1
-            a0_2 += w0 * v2
-            a1_2 += w1 * v2
-            a2_2 += w2 * v2
-            a3_2 += w3 * v2
-            a4_2 += w4 * v2
-            a5_2 += w5 * v2
-            a6_2 += w6 * v2
-            a7_2 += w7 * v2
-            a8_2 += w8 * v2
-            a9_2 += w9 * v2
-            a10_2 += w10 * v2
-            a11_2 += w11 * v2
-            a12_2 += w12 * v2
-            a13_2 += w13 * v2
-            a14_2 += w14 * v2
-            a15_2 += w15 * v2
-            a0_3 += w0 * v3
-            a1_3 += w1 * v3
-            a2_3 += w2 * v3
-            a3_3 += w3 * v3
-            a4_3 += w4 * v3
-            a5_3 += w5 * v3
-            a6_3 += w6 * v3
-            a7_3 += w7 * v3
-            a8_3 += w8 * v3
-            a9_3 += w9 * v3
-            a10_3 += w10 * v3
-            a11_3 += w11 * v3
-            a12_3 += w12 * v3
-            a13_3 += w13 * v3
-            a14_3 += w14 * v3
-            a15_3 += w15 * v3
-        f0 = block * 16
-        lanes[n, f0 + 0, q0 + 0] = a0_0
-        lanes[n, f0 + 0, q0 + 1] = a0_1
-        lanes[n, f0 + 0, q0 + 2] = a0_2
-        lanes[n, f0 + 0, q0 + 3] = a0_3
-        lanes[n, f0 + 1, q0 + 0] = a1_0
-        lanes[n, f0 + 1, q0 + 1] = a1_1
-        lanes[n, f0 + 1, q0 + 2] = a1_2
-        lanes[n, f0 + 1, q0 + 3] = a1_3
-        lanes[n, f0 + 2, q0 + 0] = a2_0
-        lanes[n, f0 + 2, q0 + 1] = a2_1
-        lanes[n, f0 + 2, q0 + 2] = a2_2
-        lanes[n, f0 + 2, q0 + 3] = a2_3
-        lanes[n, f0 + 3, q0 + 0] = a3_0
-        lanes[n, f0 + 3, q0 + 1] = a3_1
-        lanes[n, f0 + 3, q0 + 2] = a3_2
-        lanes[n, f0 + 3, q0 + 3] = a3_3
-        lanes[n, f0 + 4, q0 + 0] = a4_0
-        lanes[n, f0 + 4, q0 + 1] = a4_1
-        lanes[n, f0 + 4, q0 + 2] = a4_2
-        lanes[n, f0 + 4, q0 + 3] = a4_3
-        lanes[n, f0 + 5, q0 + 0] = a5_0
-        lanes[n, f0 + 5, q0 + 1] = a5_1
-        lanes[n, f0 + 5, q0 + 2] = a5_2
-        lanes[n, f0 + 5, q0 + 3] = a5_3
-        lanes[n, f0 + 6, q0 + 0] = a6_0
-        lanes[n, f0 + 6, q0 + 1] = a6_1
-        lanes[n, f0 + 6, q0 + 2] = a6_2
-        lanes[n, f0 + 6, q0 + 3] = a6_3
-        lanes[n, f0 + 7, q0 + 0] = a7_0
-        lanes[n, f0 + 7, q0 + 1] = a7_1
-        lanes[n, f0 + 7, q0 + 2] = a7_2
-        lanes[n, f0 + 7, q0 + 3] = a7_3
-        lanes[n, f0 + 8, q0 + 0] = a8_0
-        lanes[n, f0 + 8, q0 + 1] = a8_1
-        lanes[n, f0 + 8, q0 + 2] = a8_2
-        lanes[n, f0 + 8, q0 + 3] = a8_3
-        lanes[n, f0 + 9, q0 + 0] = a9_0
-        lanes[n, f0 + 9, q0 + 1] = a9_1
-        lanes[n, f0 + 9, q0 + 2] = a9_2
-        lanes[n, f0 + 9, q0 + 3] = a9_3
-        lanes[n, f0 + 10, q0 + 0] = a10_0
-        lanes[n, f0 + 10, q0 + 1] = a10_1
-        lanes[n, f0 + 10, q0 + 2] = a10_2
-        lanes[n, f0 + 10, q0 + 3] = a10_3
-        lanes[n, f0 + 11, q0 + 0] = a11_0
-        lanes[n, f0 + 11, q0 + 1] = a11_1
-        lanes[n, f0 + 11, q0 + 2] = a11_2
-        lanes[n, f0 + 11, q0 + 3] = a11_3
-        lanes[n, f0 + 12, q0 + 0] = a12_0
-        lanes[n, f0 + 12, q0 + 1] = a12_1
-        lanes[n, f0 + 12, q0 + 2] = a12_2
-        lanes[n, f0 + 12, q0 + 3] = a12_3
-        lanes[n, f0 + 13, q0 + 0] = a13_0
-        lanes[n, f0 + 13, q0 + 1] = a13_1
-        lanes[n, f0 + 13, q0 + 2] = a13_2
-        lanes[n, f0 + 13, q0 + 3] = a13_3
-        lanes[n, f0 + 14, q0 + 0] = a14_0
-        lanes[n, f0 + 14, q0 + 1] = a14_1
-        lanes[n, f0 + 14, q0 + 2] = a14_2
-        lanes[n, f0 + 14, q0 + 3] = a14_3
-        lanes[n, f0 + 15, q0 + 0] = a15_0
-        lanes[n, f0 + 15, q0 + 1] = a15_1
-        lanes[n, f0 + 15, q0 + 2] = a15_2
-        lanes[n, f0 + 15, q0 + 3] = a15_3
+        lane_tile_16x6(xs, wt, offs, pix, block, q0, lanes[n])
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -3485,15 +3270,15 @@ def run_4x16_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, wt_tail, offs, zero,
 
 
 @njit(cache=True)
-def run_lanes_16x4(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, zero, n_tiles, wide, bias, out):
+def run_lanes_16x6(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
-    lane_conv_kernel_16x4(xbuf, wt, offs, pix, zero, n_tiles, False, wide)
+    lane_conv_kernel_16x6(xbuf, wt, offs, pix, n_tiles, False, wide)
     crop_add_bias(wide, bias, out.shape[3], out)
 
 
 @njit(cache=True)
-def run_lanes_16x4_unpadded(x, wt, offs, pix, zero, n_tiles, wide, bias, out):
-    lane_conv_kernel_16x4(x, wt, offs, pix, zero, n_tiles, False, wide)
+def run_lanes_16x6_unpadded(x, wt, offs, pix, n_tiles, wide, bias, out):
+    lane_conv_kernel_16x6(x, wt, offs, pix, n_tiles, False, wide)
     crop_add_bias(wide, bias, out.shape[3], out)
 
 
@@ -3506,5 +3291,5 @@ def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_ti
 
 RUNNERS = {(4, 32): run_4x32, (4, 64): run_4x64, (8, 32): run_8x32, (4, 16): run_4x16, (2, 32): run_2x32}
 MIXED_RUNNERS = {((4, 16), (2, 32)): run_4x16_2x32}
-LANE_RUNNERS = {(16, 4): run_lanes_16x4}
-LANE_UNPADDED_RUNNERS = {(16, 4): run_lanes_16x4_unpadded}
+LANE_RUNNERS = {(16, 6): run_lanes_16x6}
+LANE_UNPADDED_RUNNERS = {(16, 6): run_lanes_16x6_unpadded}

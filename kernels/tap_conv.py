@@ -41,8 +41,9 @@ generated loop reads::
 ``tap_conv_source``; ``tile_shape`` picks one per conv, ``tile_plan`` may give the
 filters that whole tiles leave over to a narrower shape, in the same call). With AVX2 a
 conv may instead run in lane tiles (``LANE_COSTS``, ``lane_shape``): the same loop turned
-around, 16 filters in the vector lanes times 4 output pixels whose inputs are broadcast,
-which computes no junk pixels because its pixels need not be neighbours. Consecutive
+around, 16 filters in the vector lanes times 6 output pixels whose inputs are broadcast,
+which computes no junk pixels because its pixels need not be neighbours (written with
+explicit vectors, ``kernels.lane_tile``, where the SLP vectorizer packed 16 x 6 badly). Consecutive
 tasks take the next pixels for the same filters, or, where a tile reads many input rows
 (``TILE_MAJOR_ROWS``), the next filters for the same pixels.
 The filters are padded with zero weights to a multiple of the tile's filter count. Each task
@@ -122,24 +123,27 @@ MIXED_PAIRS = tuple(pair for mixes in TILE_MIXES.values() for pair in mixes)
 # more parallel loop, with its own start and barrier. Mixes priced 6-10% cheaper were not
 # faster in the test above (13 filters: 0.96-1.04 of the time, 25: 1.01-1.04).
 MIX_MARGIN = 0.12
-# Lane tiles: the filters in the vector lanes, the pixels broadcast. A 16 x 4 task keeps
-# 16 filters by 4 output pixels in 8 vector sums of 8 filters and per tap loads two
-# vectors of weights and broadcasts 4 inputs: as many loads per multiply-add as the 4 x 16
-# pixel tile. But its 4 pixels need not be neighbours in a row, so the tiles run over the
-# real output pixels only: no junk pixel at the end of each row and no tile tail past the
-# end (a 13x13 output's 169 pixels in 172 slots, against 192). Each task stores its tile
-# (its 16 filters by 4 pixels, as scalars out of the vector sums) into a buffer of
-# (image, filter slot, pixel); the crop drops the padded filters and pixels and adds the
-# bias. The price of one filter-pixel is on the scale of ``TILE_COSTS``: development test
-# on the AVX2 (znver3) machine, the whole conv with lane tiles against pixel tiles in
-# interleaved rounds on two threads, CaffeNet conv2-5 and LeNet-5 conv2 keeping 1/2-1/13.2
-# of the filters or columns at batch 1 and 8: 0.73-1.02 of the time wherever this price
-# of 1.0 chooses lane tiles (0.77-0.93 for column pruning, 0.84-0.93 for conv3's filters,
-# 0.88-1.02 for conv4's), and 1.0-1.04 (the same kernel) where it does not, as for 19
-# filters (20 slots of 4 x 16 against 32). Tasks keep the filters and take the next pixels
-# (the other order was 0-12% slower here). No lane tiles for AVX-512 (no machine to
-# measure them on).
-LANE_COSTS: dict[str, dict[tuple[int, int], float]] = {"avx512": {}, "avx2": {(16, 4): 1.0}}
+# Lane tiles: the filters in the vector lanes, the pixels broadcast. A 16 x 6 task keeps
+# 16 filters by 6 output pixels in 12 vector sums of 8 filters and per tap loads two
+# vectors of weights and broadcasts 6 inputs (``kernels.lane_tile``, written with explicit
+# vectors). Its pixels need not be neighbours in a row, so the tiles run over the real
+# output pixels only: no junk pixel at the end of each row and no tile tail past the end
+# (a 13x13 output's 169 pixels in 174 slots, against 192). Each task stores its tile (as
+# scalars out of the vector sums) into a buffer of (image, filter slot, pixel); the crop
+# drops the padded filters and pixels and adds the bias. The price of one filter-pixel is
+# on the scale of ``TILE_COSTS``: development test on the AVX2 (znver3) machine, the whole
+# conv with lane tiles against pixel tiles in interleaved rounds on two threads, CaffeNet
+# conv2-5 and LeNet-5 conv2 keeping 1/2-1/13.2 of the filters at batch 1 and 8: 0.78-0.95
+# of the time wherever this price of 0.87 chooses them (0.78-0.83 for conv2-4 keeping 1/2
+# and conv3 keeping 29 or 80 filters; 0.84-0.86 for conv4's 15; 0.88-0.93 for conv5's 64;
+# 0.94-0.95 for 27), 1.13-1.23 where it does not (10 filters on 13x13 or 27x27, against
+# the 8 + 2 mix of pixel tiles). The earlier 16 x 4 lane tile (8 sums, packed by LLVM's
+# SLP vectorizer) took 0.86-0.98 in the same rounds, and 16 x 4 or 24 x 4 in explicit
+# vectors were no faster than 16 x 6 where they fit (24 x 4: 0.81-0.82 against 0.82-0.83
+# for conv4's 96 filters, slower elsewhere). Tasks keep the filters and take the next
+# pixels (the other order was 0-12% slower for 16 x 4). No lane tiles for AVX-512 (no
+# machine to measure them on).
+LANE_COSTS: dict[str, dict[tuple[int, int], float]] = {"avx512": {}, "avx2": {(16, 6): 0.87}}
 # every lane tile shape a kernel is generated for
 LANE_SHAPES = tuple(shape for costs in LANE_COSTS.values() for shape in costs)
 
@@ -364,24 +368,15 @@ def _kernel_source(tile_filters: int, tile_pixels: int) -> list[str]:
 
 
 def _lane_kernel_source(tile_filters: int, tile_pixels: int) -> list[str]:
-    """Lines of ``lane_conv_kernel_<filters>x<pixels>``: a lane tile (``LANE_COSTS``), its
-    partial sums as scalars ``a<filter>_<pixel>`` as in ``_kernel_source``, but its pixels
-    are any ``tile_pixels`` entries of ``pix`` (their wide offsets), each one input value
-    that every filter of the tile multiplies; the tile goes into ``lanes`` (image, filter
-    slot, pixel)."""
-    fs, ps = range(tile_filters), range(tile_pixels)
-    ind = " " * 8
+    """Lines of ``lane_conv_kernel_<filters>x<pixels>``: the task loop of a lane tile
+    (``LANE_COSTS``), each task one call of ``lane_tile_<filters>x<pixels>``, the tile in
+    explicit vectors (``kernels.lane_tile``): its pixels are any ``tile_pixels`` entries
+    of ``pix`` (their wide offsets), and it goes into ``lanes`` (image, filter slot,
+    pixel)."""
     lines = _task_source(f"lane_conv_kernel_{tile_filters}x{tile_pixels}",
-                         "wt, offs, pix, zero, n_tiles", "lanes", tile_pixels)
-    lines += [f"{ind}p{p} = uintp(pix[q0 + {p}])" for p in ps]
-    lines += [f"{ind}a{f}_{p} = zero" for p in ps for f in fs]
-    lines += ["        for t in range(n_taps):",
-              "            base = uintp(offs[t])"]
-    lines += [f"{ind}    v{p} = xs[base + p{p}]" for p in ps]
-    lines += [f"{ind}    w{f} = wt[block, t, {f}]" for f in fs]
-    lines += [f"{ind}    a{f}_{p} += w{f} * v{p}" for p in ps for f in fs]
-    lines += [f"        f0 = block * {tile_filters}"]
-    lines += [f"        lanes[n, f0 + {f}, q0 + {p}] = a{f}_{p}" for f in fs for p in ps]
+                         "wt, offs, pix, n_tiles", "lanes", tile_pixels)
+    lines += [f"        lane_tile_{tile_filters}x{tile_pixels}(xs, wt, offs, pix, block, q0, "
+              "lanes[n])"]
     return lines
 
 
@@ -421,15 +416,17 @@ def _csr_kernel_source(tile_pixels: int) -> list[str]:
 
 def helpers_stamp() -> str:
     """A hash of the source of the compiled helpers that the generated runners call
-    (``kernels.padded.copy_planes`` and ``crop_add_bias``). Numba's cache of a function
+    (``kernels.padded.copy_planes`` and ``crop_add_bias``, and the whole of
+    ``kernels.lane_tile``, whose code the lane kernels inline). Numba's cache of a function
     is keyed on its own file only: a runner compiled into the cache keeps the helpers as
-    they were, whatever later edits to ``kernels/padded.py`` say. The generated file
-    carries this stamp, so such an edit calls for ``python -m kernels.tap_conv`` (a test
-    says so), and the file it rewrites is compiled afresh."""
-    from kernels import padded
+    they were, whatever later edits to those files say. The generated file carries this
+    stamp, so such an edit calls for ``python -m kernels.tap_conv`` (a test says so), and
+    the file it rewrites is compiled afresh."""
+    from kernels import lane_tile, padded
 
     helpers = (padded.copy_planes, padded.crop_add_bias)
     text = "".join(inspect.getsource(getattr(f, "py_func", f)) for f in helpers)
+    text += inspect.getsource(lane_tile)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -455,7 +452,7 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
         "partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of "
         "``kernels.tap_conv``);",
         "``lane_conv_kernel_*``: " + ", ".join(f"{f} x {p}" for f, p in lane_shapes)
-        + " (filters in the vector lanes x output pixels);",
+        + " (filters in the vector lanes x output pixels; ``kernels.lane_tile``);",
         f"``csr_tile_kernel``: one filter's CSR row over {CSR_TILE} pixels "
         "(``kernels.sparse_conv``). The ``run_*``",
         "functions pad, run one kernel (two for a mix of tile shapes, the second from filter",
@@ -464,8 +461,11 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
         '"""',
         "",
         "from kernels._dispatch import njit, prange, uintp",
+        "from kernels.lane_tile import lane_tile",
         "from kernels.padded import copy_planes, crop_add_bias",
+        "",
     ]
+    lines += [f"lane_tile_{f}x{p} = lane_tile({f}, {p})" for f, p in lane_shapes]
     for f, p in tile_shapes:
         lines += ["", ""] + _kernel_source(f, p)
     for f, p in lane_shapes:
@@ -483,13 +483,12 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
              "wt_tail, offs, zero, n_tiles_tail, split, tile_major"])
     for f, p in lane_shapes:
         lines += ["", ""] + _runner_source(f"run_lanes_{f}x{p}", [f"lane_conv_kernel_{f}x{p}"],
-                                           "wt, offs, pix, zero, n_tiles",
-                                           ["wt, offs, pix, zero, n_tiles, False"],
+                                           "wt, offs, pix, n_tiles",
+                                           ["wt, offs, pix, n_tiles, False"],
                                            "crop_add_bias(wide, bias, out.shape[3], out)")
         lines += ["", "", "@njit(cache=True)",  # no padding: the kernel reads x in place
-                  f"def run_lanes_{f}x{p}_unpadded(x, wt, offs, pix, zero, n_tiles, wide, bias, "
-                  "out):",
-                  f"    lane_conv_kernel_{f}x{p}(x, wt, offs, pix, zero, n_tiles, False, wide)",
+                  f"def run_lanes_{f}x{p}_unpadded(x, wt, offs, pix, n_tiles, wide, bias, out):",
+                  f"    lane_conv_kernel_{f}x{p}(x, wt, offs, pix, n_tiles, False, wide)",
                   "    crop_add_bias(wide, bias, out.shape[3], out)"]
     lines += ["", ""] + _runner_source("run_csr", ["csr_tile_kernel"],
                                        "indptr, offs, data, zero, n_tiles",
@@ -588,7 +587,7 @@ class TapPlan:
     unpadded: bool = False
 
     def describe(self) -> str:
-        """The tiles in words: ``"16 x 4 lane tiles"``, ``"4 x 16 tiles"`` or, for a mix,
+        """The tiles in words: ``"16 x 6 lane tiles"``, ``"4 x 16 tiles"`` or, for a mix,
         ``"4 x 16 + 2 x 32 tiles"`` (filters x pixels); lane tiles that read an unpadded
         input in place add ``", no copy"``."""
         shapes = [self.tile] if self.tail is None else [self.tile, self.tail]
@@ -624,7 +623,7 @@ class TapPlan:
         wide = workspace(cache, name, (n, slots, pixels), self.dtype)
         if self.pix is not None:
             runner = (LANE_UNPADDED_RUNNERS if self.unpadded else LANE_RUNNERS)[self.tile]
-            args = (*head, self.wt, self.offs, self.pix, zero, self.n_tiles, wide, b, out)
+            args = (*head, self.wt, self.offs, self.pix, self.n_tiles, wide, b, out)
         elif self.tail is None:
             runner = RUNNERS[self.tile]
             args = (*head, self.wt, self.offs, zero, self.n_tiles, self.tile_major, wide, b,

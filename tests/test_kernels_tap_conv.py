@@ -277,18 +277,22 @@ def test_lane_tiles_where_dropping_the_junk_pixels_outweighs_their_zero_filters(
 
     def shape(n_filters, run, n_pixels):
         return lane_shape(n_filters, run, n_pixels, costs, mixes, lanes)
-    # 13x13 with padding 1: 181 wide pixels (192 in 4 x 16 tiles), 169 real ones (172)
-    assert shape(384, 181, 169) == (16, 4)  # 384 * 172 against 384 * 192
-    assert shape(29, 181, 169) == (16, 4)  # 32 * 172 = 5504 against 32 * 192 = 6144
-    assert shape(19, 181, 169) is None  # 32 * 172 = 5504 against 20 * 192 = 3840
-    # 53 filters on 27x27 with padding 2 (781 wide, 784 in tiles; 729 real, 732):
-    # 64 * 732 = 46848 against 56 * 784 = 43904
-    assert shape(53, 781, 729) is None
-    assert shape(128, 781, 729) == (16, 4)  # 128 * 732 against 128 * 784
-    # 10 filters on LeNet-5's 8x8 (92 wide): 16 * 64 = 1024 against the 8 + 2 mix's 998
-    assert shape(10, 92, 64) is None
-    assert shape(25, 92, 64) == (16, 4)  # 32 * 64 = 2048 against 28 * 96 = 2688
-    assert shape(4, 92, 64) is None
+    # 13x13 with padding 1: 181 wide pixels (192 in 4 x 16 tiles), 169 real ones (174
+    # in 16 x 6 lane tiles, at 0.87 a filter-pixel)
+    assert lanes == {(16, 6): 0.87}
+    assert shape(384, 181, 169) == (16, 6)  # 384 * 174 * 0.87 against 384 * 192
+    assert shape(29, 181, 169) == (16, 6)  # 32 * 174 * 0.87 = 4844 against 32 * 192 = 6144
+    assert shape(19, 181, 169) is None  # 4844 against 20 * 192 = 3840
+    # 10 filters: 16 * 174 * 0.87 = 2422 against the 8 + 2 mix's 8 * 192 + 2 * 192 * 1.2
+    assert shape(10, 181, 169) is None
+    # 27x27 with padding 2 (781 wide, 784 in tiles; 729 real, 732 in lane tiles):
+    # 53 filters: 64 * 732 * 0.87 = 40759 against 56 * 784 = 43904
+    assert shape(53, 781, 729) == (16, 6)
+    assert shape(128, 781, 729) == (16, 6)  # 128 * 732 * 0.87 against 128 * 784
+    # 10 filters on LeNet-5's 8x8 (92 wide): 16 * 66 * 0.87 = 919 against the mix's 998
+    assert shape(10, 92, 64) == (16, 6)
+    assert shape(25, 92, 64) == (16, 6)  # 32 * 66 * 0.87 = 1837 against 28 * 96 = 2688
+    assert shape(4, 92, 64) is None  # 919 against 4 * 96 = 384
     # no lane tiles where the table has none (AVX-512)
     assert lane_shape(384, 181, 169, TILE_COSTS["avx512"], TILE_MIXES["avx512"],
                       LANE_COSTS["avx512"]) is None
