@@ -550,11 +550,13 @@ def environment(args, worker: TorchWorker | None) -> dict:
 
 
 def tiles_info() -> dict:
-    """The direct conv's tile tables in use: the vector ISA's (``MINIDNN_TILES``) and
-    whether lane tiles may be chosen (``MINIDNN_LANE_TILES``)."""
+    """The direct conv's tile tables in use: the vector ISA's (``MINIDNN_TILES``), whether
+    lane tiles may be chosen (``MINIDNN_LANE_TILES``) and whether the explicit-vector
+    pixel tiles may (``MINIDNN_VECTOR_TILES``)."""
     from kernels import tap_conv
 
-    return {"isa": tap_conv._ISA, "lane_tiles": bool(tap_conv.LANE_COST)}
+    return {"isa": tap_conv._ISA, "lane_tiles": bool(tap_conv.LANE_COST),
+            "vector_tiles": any(s in tap_conv.VECTOR_TILES for s in tap_conv.PIXEL_COST)}
 
 
 def scaling_note(scaling: dict[str, float], threads: int, share: float = 0.75) -> str | None:

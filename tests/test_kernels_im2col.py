@@ -208,7 +208,7 @@ assert np.array_equal(im2col(x, 3, 2, 2, 1), im2col_ref(x, 3, 2, 2, 1))
 assert np.array_equal(im2col_numba(x, 3, 2, 2, 1), im2col_ref(x, 3, 2, 2, 1))
 out, argmax = maxpool2d_forward(x, 2)
 assert maxpool2d_backward(np.ones_like(out), argmax, x.shape).sum() == out.size
-# the tap conv's kernels as Python, lane tiles (kernels.lane_tile's NumPy twin) included
+# the tap conv's kernels as Python, lane tiles (kernels.vector_tile's NumPy twin) included
 from kernels import tap_conv
 table = np.array([(c, ky, kx) for c in (0, 2) for ky in range(3) for kx in range(2)])
 m = np.random.default_rng(1).standard_normal((18, len(table)))

@@ -12,8 +12,8 @@ from kernels.im2col import conv2d_simple
 from kernels.packed import CSRPacked, column_table
 from kernels.sparse_conv import sparse_conv_numba
 from kernels.tap_conv import (LANE_COSTS, LANE_SHAPES, MIXED_PAIRS, TILE_COSTS, TILE_MIXES,
-                              TILE_SHAPES, conv_taps, conv_taps_numba, conv_taps_ref,
-                              lane_shape, tile_plan, tile_shape, vector_isa)
+                              TILE_SHAPES, VECTOR_TILES, conv_taps, conv_taps_numba,
+                              conv_taps_ref, lane_shape, tile_plan, tile_shape, vector_isa)
 
 MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES + LANE_SHAPES)
 
@@ -214,7 +214,17 @@ def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
     for isa, mixes in TILE_MIXES.items():  # a CPU mixes only shapes of its own table
         assert all(main in TILE_COSTS[isa] and tail in TILE_COSTS[isa] for main, tail in mixes)
     assert tap_conv.PIXEL_MIXES == TILE_MIXES[vector_isa()]
-    assert tap_conv.PIXEL_COST in TILE_COSTS.values()
+    monkeypatch.delenv("MINIDNN_VECTOR_TILES", raising=False)
+    assert tap_conv.pixel_table() == TILE_COSTS[tap_conv._ISA]
+    assert tap_conv.PIXEL_COST in (tap_conv.pixel_table(), {  # MINIDNN_VECTOR_TILES=0
+        s: c for s, c in TILE_COSTS[tap_conv._ISA].items() if s not in VECTOR_TILES})
+    monkeypatch.setenv("MINIDNN_VECTOR_TILES", "0")
+    assert tap_conv.pixel_table() == {s: c for s, c in TILE_COSTS[tap_conv._ISA].items()
+                                      if s not in VECTOR_TILES}
+    assert not VECTOR_TILES & set(tap_conv.pixel_table())
+    monkeypatch.setenv("MINIDNN_VECTOR_TILES", "2")
+    with pytest.raises(ValueError, match="MINIDNN_VECTOR_TILES must be 0 or 1, got '2'"):
+        tap_conv.pixel_table()
     llvmlite = pytest.importorskip("llvmlite.binding")
     has_avx512 = bool(llvmlite.get_host_cpu_features().get("avx512f"))
     monkeypatch.delenv("MINIDNN_TILES", raising=False)
@@ -228,15 +238,33 @@ def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
 
 def test_avx2_tiles_fit_16_registers_and_two_filters_take_the_narrow_tile():
     costs = TILE_COSTS["avx2"]
-    assert all(f * p <= 8 * 8 for f, p in costs)  # at most 8 registers of 8 sums
-    assert tile_shape(384, 181, costs) == (4, 16)
-    assert tile_shape(29, 181, costs) == (4, 16)  # 32 slots * 192 against 30 * 192 * 1.2
-    assert tile_shape(2, 181, costs) == (2, 32)  # 2 * 192 * 1.2 = 461 against 4 * 192
-    assert tile_shape(1, 64, costs) == (2, 32)  # 2 * 64 * 1.2 = 154 against 4 * 64
+    slp = {shape: cost for shape, cost in costs.items() if shape not in VECTOR_TILES}
+    assert all(f * p <= 8 * 8 for f, p in slp)  # at most 8 registers of 8 sums
+    # explicit vectors: 12 sums, plus the smaller of the loaded sets and one streaming
+    assert all(f * p // 8 + min(f, p // 8) + 1 <= 16 for f, p in VECTOR_TILES)
+    assert VECTOR_TILES <= set(costs)
+    # MINIDNN_VECTOR_TILES=0: the tiles the SLP vectorizer packs
+    assert tile_shape(384, 181, slp) == (4, 16)
+    assert tile_shape(29, 181, slp) == (4, 16)  # 32 slots * 192 against 30 * 192 * 1.2
+    assert tile_shape(2, 181, slp) == (2, 32)  # 2 * 192 * 1.2 = 461 against 4 * 192
+    assert tile_shape(1, 64, slp) == (2, 32)  # 2 * 64 * 1.2 = 154 against 4 * 64
+    # with them: 384 filters on 13x13 (181 wide pixels): 4 x 24 and 3 x 32 tie at
+    # 384 * 192 * 0.87, the wider wins
+    assert tile_shape(384, 181, costs) == (3, 32)
+    assert tile_shape(29, 181, costs) == (3, 32)  # 30 * 192 * 0.87 = 5011, 6 x 16: 5184
+    assert tile_shape(10, 181, costs) == (5, 16)  # 10 * 192 * 0.93, 2 x 48: * 0.94
+    assert tile_shape(27, 781, costs) == (3, 32)  # 27 * 800 * 0.87 against 28 * 792 * 0.87
+    assert tile_shape(4, 92, costs) == (4, 24)  # 4 * 96 * 0.87 against 4 * 96 * 0.94 (2 x 48)
+    assert tile_shape(2, 181, costs) == (2, 48)  # 2 * 192 * 0.94 = 361 against 461
+    assert tile_shape(1, 64, costs) == (2, 32)  # 154 against 2 * 96 * 0.94 = 180
 
 
 def test_a_mix_takes_the_filters_left_over_by_whole_tiles_where_it_pays():
-    costs, mixes = TILE_COSTS["avx2"], TILE_MIXES["avx2"]
+    # the SLP tiles (MINIDNN_VECTOR_TILES=0); with the explicit ones, 5 x 16 takes 10
+    costs = {shape: cost for shape, cost in TILE_COSTS["avx2"].items()
+             if shape not in VECTOR_TILES}
+    mixes = TILE_MIXES["avx2"]
+    assert tile_plan(10, 181, TILE_COSTS["avx2"], mixes) == ((5, 16), None, 10)
 
     def plan(n_filters, run):
         return tile_plan(n_filters, run, costs, mixes)
@@ -280,19 +308,24 @@ def test_lane_tiles_where_dropping_the_junk_pixels_outweighs_their_zero_filters(
     # 13x13 with padding 1: 181 wide pixels (192 in 4 x 16 tiles), 169 real ones (174
     # in 16 x 6 lane tiles, at 0.87 a filter-pixel)
     assert lanes == {(16, 6): 0.87}
-    assert shape(384, 181, 169) == (16, 6)  # 384 * 174 * 0.87 against 384 * 192
-    assert shape(29, 181, 169) == (16, 6)  # 32 * 174 * 0.87 = 4844 against 32 * 192 = 6144
-    assert shape(19, 181, 169) is None  # 4844 against 20 * 192 = 3840
-    # 10 filters: 16 * 174 * 0.87 = 2422 against the 8 + 2 mix's 8 * 192 + 2 * 192 * 1.2
-    assert shape(10, 181, 169) is None
-    # 27x27 with padding 2 (781 wide, 784 in tiles; 729 real, 732 in lane tiles):
-    # 53 filters: 64 * 732 * 0.87 = 40759 against 56 * 784 = 43904
-    assert shape(53, 781, 729) == (16, 6)
-    assert shape(128, 781, 729) == (16, 6)  # 128 * 732 * 0.87 against 128 * 784
-    # 10 filters on LeNet-5's 8x8 (92 wide): 16 * 66 * 0.87 = 919 against the mix's 998
-    assert shape(10, 92, 64) == (16, 6)
-    assert shape(25, 92, 64) == (16, 6)  # 32 * 66 * 0.87 = 1837 against 28 * 96 = 2688
-    assert shape(4, 92, 64) is None  # 919 against 4 * 96 = 384
+    # against 3 x 32 pixel tiles: 384 * 174 * 0.87 against 384 * 192 * 0.87
+    assert shape(384, 181, 169) == (16, 6)
+    assert shape(29, 181, 169) == (16, 6)  # 32 * 174 * 0.87 = 4844 against 30 * 192 * 0.87
+    assert shape(19, 181, 169) is None  # 4844 against 20 * 192 * 0.87 = 3341 (4 x 24)
+    assert shape(10, 181, 169) is None  # 16 * 174 * 0.87 = 2422 against 10 * 192 * 0.93
+    # 27x27 with padding 2 (781 wide; 729 real, 732 in lane tiles): 128 filters:
+    # 128 * 732 * 0.87 = 81515 against 128 * 792 * 0.87 = 88197 (4 x 24)
+    assert shape(128, 781, 729) == (16, 6)
+    assert shape(53, 781, 729) is None  # 64 * 732 * 0.87 = 40759 against 54 * 800 * 0.87
+    # LeNet-5's 8x8 (92 wide pixels, 96 in tiles; 64 real, 66 in lane tiles)
+    assert shape(25, 92, 64) == (16, 6)  # 32 * 66 * 0.87 = 1837 against 25 * 96 * 0.93
+    assert shape(10, 92, 64) is None  # 16 * 66 * 0.87 = 919 against 10 * 96 * 0.93 = 893
+    assert shape(4, 92, 64) is None  # 919 against 4 * 96 * 0.87 = 334
+    # the SLP tiles alone (MINIDNN_VECTOR_TILES=0): 10 filters on LeNet-5's 8x8 against
+    # the 8 + 2 mix's 8 * 96 + 2 * 96 * 1.2 = 998, 19 on 13x13 against 20 * 192 = 3840
+    slp = {s: c for s, c in costs.items() if s not in VECTOR_TILES}
+    assert lane_shape(10, 92, 64, slp, mixes, lanes) == (16, 6)
+    assert lane_shape(19, 181, 169, slp, mixes, lanes) is None
     # no lane tiles where the table has none (AVX-512)
     assert lane_shape(384, 181, 169, TILE_COSTS["avx512"], TILE_MIXES["avx512"],
                       LANE_COSTS["avx512"]) is None
@@ -361,3 +394,22 @@ def test_the_generated_file_changes_with_the_helpers_its_runners_call(monkeypatc
     monkeypatch.setattr(padded, "copy_planes", copy_planes)
     assert tap_conv.helpers_stamp() != stamp
     assert stamp not in tap_conv.tap_conv_source()
+
+
+@pytest.mark.parametrize("lanes", [{}, {(16, 6): 1e-9}])
+@pytest.mark.parametrize("pixel", [(4, 16), (3, 32)])
+def test_float64_weights_on_a_float32_input_give_a_float64_output(lanes, pixel):
+    """The sums run in the input's dtype (the weights are cast to it), for the scalar
+    tiles, the explicit-vector ones (which need one dtype) and lane tiles alike."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    table = np.array([(c, ky, kx) for c in range(3) for ky in range(3) for kx in range(2)])
+    matrix = rng.standard_normal((18, len(table)))
+    b = rng.standard_normal(18)
+    cache = {}
+    with patch.multiple(tap_conv, PIXEL_COST={pixel: 1.0}, LANE_COST=lanes):
+        out = conv_taps_numba(x, matrix, table, 3, 2, b, 1, 1, cache=cache)
+    (plan,) = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
+    assert ("lane" in plan.describe()) == bool(lanes) and out.dtype == np.float64
+    np.testing.assert_allclose(out, conv_taps_ref(x, matrix, table, 3, 2, b, 1, 1),
+                               **TOL[np.float32])
