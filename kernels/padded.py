@@ -53,6 +53,9 @@ def copy_planes(x, channels, ph, pw, wp, plane, buf):
         n, i = task // n_chan, task % n_chan
         c = channels[i]
         base = i * plane + ph * wp + pw
+        if pw == 0:  # no gaps between the rows: the plane goes as one slice
+            buf[n, base:base + h * w] = x[n, c].reshape(h * w)
+            continue
         for iy in range(h):
             row = base + iy * wp
             buf[n, row:row + w] = x[n, c, iy]
