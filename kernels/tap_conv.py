@@ -408,8 +408,8 @@ def _lane_kernel_source(tile_filters: int, tile_pixels: int) -> list[str]:
     """Lines of ``lane_conv_kernel_<filters>x<pixels>``: the task loop of a lane tile
     (``LANE_COSTS``), each task one call of ``lane_tile_<filters>x<pixels>``, the tile in
     explicit vectors (``kernels.vector_tile``): its pixels are any ``tile_pixels`` entries
-    of ``pix`` (their wide offsets), and it goes into ``lanes`` (image, filter slot,
-    pixel)."""
+    of ``pix`` (their wide offsets), and it goes, bias added, into ``out`` (image, filter,
+    output pixel), its real filters and pixels only."""
     lines = _task_source(f"lane_conv_kernel_{tile_filters}x{tile_pixels}",
                          "wt, offs, pix, n_tiles, bias", "out", tile_pixels)
     lines += [f"        lane_tile_{tile_filters}x{tile_pixels}(xs, wt, offs, pix, block, q0, "
@@ -471,8 +471,9 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
                     mixes: tuple = MIXED_PAIRS,
                     lane_shapes: tuple[tuple[int, int], ...] = LANE_SHAPES) -> str:
     """Source of ``kernels/_tap_conv_kernel.py``: one kernel per tile shape and per lane
-    tile shape, the tile's partial sums as scalar variables, the CSR kernel, and a runner
-    for each (padding copy, kernel, crop; lane tiles need no crop); ``RUNNERS`` maps each tile shape to its runner,
+    tile shape, the tile's partial sums as scalar variables (or a call of the explicit-vector
+    tile), the CSR kernel, and a runner for each (padding copy, kernel, crop; lane tiles
+    need no crop); ``RUNNERS`` maps each tile shape to its runner,
     ``MIXED_RUNNERS`` each (main, tail) pair of ``mixes`` to one that runs both kernels
     between copy and crop, ``LANE_RUNNERS`` each lane tile shape to its runner and
     ``LANE_UNPADDED_RUNNERS`` to one without the copy, for convs without padding.
