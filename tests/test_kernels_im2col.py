@@ -208,16 +208,17 @@ assert np.array_equal(im2col(x, 3, 2, 2, 1), im2col_ref(x, 3, 2, 2, 1))
 assert np.array_equal(im2col_numba(x, 3, 2, 2, 1), im2col_ref(x, 3, 2, 2, 1))
 out, argmax = maxpool2d_forward(x, 2)
 assert maxpool2d_backward(np.ones_like(out), argmax, x.shape).sum() == out.size
-# the tap conv's kernels as Python, lane tiles (kernels.vector_tile's NumPy twin) included
+# the tap conv's kernels as Python: scalar tiles, and the NumPy twins of the vector tiles
 from kernels import tap_conv
 table = np.array([(c, ky, kx) for c in (0, 2) for ky in range(3) for kx in range(2)])
 m = np.random.default_rng(1).standard_normal((18, len(table)))
-for lanes in ({}, {(16, 6): 1e-9}):
-    tap_conv.LANE_COST = lanes
+for pixel, lanes, tiles in (((4, 16), {}, "4 x 16 tiles"), ((3, 32), {}, "3 x 32 tiles"),
+                            ((4, 16), {(16, 6): 1e-9}, "16 x 6 lane tiles")):
+    tap_conv.PIXEL_COST, tap_conv.LANE_COST = {pixel: 1.0}, lanes
     cache = {}
     got = tap_conv.conv_taps_numba(x, m, table, 3, 2, None, 1, 1, cache=cache)
     (plan,) = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
-    assert ("lane" in plan.describe()) == bool(lanes), plan.describe()
+    assert plan.describe() == tiles, plan.describe()
     assert np.allclose(got, tap_conv.conv_taps_ref(x, m, table, 3, 2, None, 1, 1))
 """
     repo = Path(__file__).resolve().parents[1]
