@@ -212,6 +212,7 @@ assert maxpool2d_backward(np.ones_like(out), argmax, x.shape).sum() == out.size
 from kernels import tap_conv
 table = np.array([(c, ky, kx) for c in (0, 2) for ky in range(3) for kx in range(2)])
 m = np.random.default_rng(1).standard_normal((18, len(table)))
+x = np.random.default_rng(2).standard_normal((2, 3, 11, 9))  # several tiles of each kind
 for pixel, lanes, tiles in (((4, 16), {}, "4 x 16 tiles"), ((3, 32), {}, "3 x 32 tiles"),
                             ((4, 16), {(16, 6): 1e-9}, "16 x 6 lane tiles")):
     tap_conv.PIXEL_COST, tap_conv.LANE_COST = {pixel: 1.0}, lanes
