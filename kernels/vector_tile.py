@@ -100,7 +100,8 @@ def lane_tile(filters: int, pixels: int) -> Callable[..., None]:
       last block's zero filters and the last tile's spare pixel slots are dropped).
 
     ``filters`` must be whole vectors of the dtype (16 is, in float32 and float64).
-    Without Numba: ``lane_tile_py``.
+    There are no bounds checks: the caller sizes the arrays (``kernels.tap_conv.tap_plan``
+    does: ``xs`` reaches every ``offs[t] + pix[q]``). Without Numba: ``lane_tile_py``.
     """
     if not NUMBA_AVAILABLE:
         return lane_tile_py(filters, pixels)
@@ -113,7 +114,9 @@ def pixel_tile(filters: int, pixels: int) -> Callable[..., None]:
     ``lane_tile``; the tile's pixels are the wide pixels ``q0`` to ``q0 + pixels``, read
     at ``offs[t] + q``, and its sums go to ``wide`` (filter slots, wide pixels;
     C-contiguous) at rows ``f0`` on, columns ``q0`` on. ``pixels`` must be whole vectors
-    of the dtype. Without Numba: ``pixel_tile_py``."""
+    of the dtype. No bounds checks, as for ``lane_tile`` (``kernels.padded.buffer_length``
+    leaves the slack the last tile reads past the planes). Without Numba:
+    ``pixel_tile_py``."""
     if not NUMBA_AVAILABLE:
         return pixel_tile_py(filters, pixels)
     return _intrinsic("pixel", filters, pixels)
@@ -131,9 +134,13 @@ def _intrinsic(kind: str, filters: int, pixels: int):
     arrays = ({"xs": (0, 1), "wt": (1, 3), "offs": (2, 1), "pix": (3, 1), "bias": (6, 1),
                "out": (7, 2)}
               if lane else {"xs": (0, 1), "wt": (1, 3), "offs": (2, 1), "wide": (6, 2)})
+    integers = {"block": 4, "q0": 5} if lane else {"block": 3, "q0": 4, "f0": 5}
 
     def check(args):
         """The vector width of the arguments' dtype; TypingError where they do not fit."""
+        for arg, i in integers.items():
+            if not isinstance(args[i], types.Integer):
+                raise TypingError(f"{name}: {arg} must be an integer, got {args[i]}")
         for arg, (i, ndim) in arrays.items():
             ty = args[i]
             index = arg in ("offs", "pix")

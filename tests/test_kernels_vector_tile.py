@@ -100,6 +100,12 @@ def test_tiles_refuse_arrays_they_cannot_read_as_vectors():
         run_lane(xs, wt, offs, pix, bias, lanes[:, ::2])
     with pytest.raises(TypingError, match="pixel_tile: wide must be a C-contiguous 2-D"):
         run_pixel(xs, wt[:, :, :4].copy(), offs, lanes[:, ::2])
+
+    @numba.njit
+    def run_pixel_at(xs, wt, offs, q0, wide):
+        pixel(xs, wt, offs, 0, q0, 0, wide)
+    with pytest.raises(TypingError, match="pixel_tile: q0 must be an integer, got float64"):
+        run_pixel_at(xs, wt[:, :, :4].copy(), offs, 1.0, lanes)
     with pytest.raises(TypingError, match="12 filters are not whole vectors of 8 float32"):
         twelve = lane_tile(12, 6)
 
