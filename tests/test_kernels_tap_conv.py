@@ -265,6 +265,9 @@ def test_a_mix_takes_the_filters_left_over_by_whole_tiles_where_it_pays():
              if shape not in VECTOR_TILES}
     mixes = TILE_MIXES["avx2"]
     assert tile_plan(10, 181, TILE_COSTS["avx2"], mixes) == ((5, 16), None, 10)
+    # with them no mix pays for any filter count and run tried (what the table's comment says)
+    assert all(tile_plan(n, run, TILE_COSTS["avx2"], mixes)[1] is None
+               for n in range(1, 200) for run in (20, 64, 92, 136, 181, 781))
 
     def plan(n_filters, run):
         return tile_plan(n_filters, run, costs, mixes)
