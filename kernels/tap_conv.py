@@ -191,15 +191,22 @@ def vector_isa() -> str:
 _ISA = vector_isa()
 
 
+def _switched_on(name: str) -> bool:
+    """An A/B switch from the environment: ``1`` (the default) or ``0``; anything else is
+    an error that names the variable."""
+    switch = os.environ.get(name, "1")
+    if switch not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, got {switch!r}")
+    return switch == "1"
+
+
 def pixel_table() -> dict[tuple[int, int], float]:
     """This CPU's pixel tiles (``TILE_COSTS``), or with ``MINIDNN_VECTOR_TILES=0`` those
     left to the SLP vectorizer only (not ``VECTOR_TILES``), as before the explicit-vector
     tiles existed, for A/B runs of the benchmarks on the same machine (read at import)."""
-    switch = os.environ.get("MINIDNN_VECTOR_TILES", "1")
-    if switch not in ("0", "1"):
-        raise ValueError(f"MINIDNN_VECTOR_TILES must be 0 or 1, got {switch!r}")
+    vector_tiles = _switched_on("MINIDNN_VECTOR_TILES")
     return {shape: cost for shape, cost in TILE_COSTS[_ISA].items()
-            if switch == "1" or shape not in VECTOR_TILES}
+            if vector_tiles or shape not in VECTOR_TILES}
 
 
 PIXEL_COST = pixel_table()
@@ -210,10 +217,7 @@ def lane_table() -> dict[tuple[int, int], float]:
     """This CPU's lane tiles (``LANE_COSTS``), or none with ``MINIDNN_LANE_TILES=0``:
     pixel tiles only, as before lane tiles existed, for A/B runs of the benchmarks on the
     same machine (read at import, like ``MINIDNN_TILES``)."""
-    switch = os.environ.get("MINIDNN_LANE_TILES", "1")
-    if switch not in ("0", "1"):
-        raise ValueError(f"MINIDNN_LANE_TILES must be 0 or 1, got {switch!r}")
-    return dict(LANE_COSTS[_ISA]) if switch == "1" else {}
+    return dict(LANE_COSTS[_ISA]) if _switched_on("MINIDNN_LANE_TILES") else {}
 
 
 LANE_COST = lane_table()
