@@ -280,11 +280,9 @@ def _lane_codegen(context, builder, sig, args, filters: int, pixels: int, width:
     rows, cols = k.dim(7, 0), k.dim(7, 1)
     i32 = k.ir.IntType(32)
 
-    def store(p, v, lane):
-        f = k.add(f0, v * width + lane)
+    def store(p, v, lane, f):  # the sum of pixel p, filter f (lane ``lane`` of vector v)
         value = builder.extract_element(sums[p][v], k.ir.Constant(i32, lane))
         builder.store(value, k.at(out, k.add(k.mul(f, cols), q0, p)))
-        return f
 
     inside = builder.and_(builder.icmp_signed("<=", k.add(f0, filters), rows),
                           builder.icmp_signed("<=", k.add(q0, pixels), cols))
@@ -293,7 +291,7 @@ def _lane_codegen(context, builder, sig, args, filters: int, pixels: int, width:
             for p in range(pixels):
                 for v in range(n_vec):
                     for lane in range(width):
-                        store(p, v, lane)
+                        store(p, v, lane, k.add(f0, v * width + lane))
         with part:
             for p in range(pixels):
                 with builder.if_then(builder.icmp_signed("<", k.add(q0, p), cols)):
@@ -301,7 +299,7 @@ def _lane_codegen(context, builder, sig, args, filters: int, pixels: int, width:
                         for lane in range(width):
                             f = k.add(f0, v * width + lane)
                             with builder.if_then(builder.icmp_signed("<", f, rows)):
-                                store(p, v, lane)
+                                store(p, v, lane, f)
     return context.get_dummy_value()
 
 
