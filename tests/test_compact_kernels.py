@@ -220,6 +220,37 @@ def test_fastest_keeps_the_direct_conv_unless_another_is_clearly_faster():
     assert compact_conv._fastest(runs(kn2row=5e-3, gather=1e-3), rounds=2) == "gather"
 
 
+def test_fastest_times_a_win_over_the_direct_conv_again_before_taking_it():
+    calls = {"direct": 0, "gather": 0, "kn2row": 0}
+
+    def run(name, pauses):  # pauses[i]: the i-th call's pause, the last one from then on
+        def call():
+            pause = pauses[min(calls[name], len(pauses) - 1)]
+            calls[name] += 1
+            time.sleep(pause)
+        return call
+
+    # gather looks fast during the first timing (a burst of other work slowed the direct
+    # conv's calls, say) but not during the second: the direct conv stays
+    burst = {"direct": run("direct", [10e-3]),
+             "gather": run("gather", [2e-3] * 3 + [20e-3]),
+             "kn2row": run("kn2row", [30e-3])}
+    assert compact_conv._fastest(burst, rounds=2, between=None) == "direct"
+    # the second timing is of the two alone: one untimed call and two rounds more each
+    assert calls == {"direct": 6, "gather": 6, "kn2row": 3}
+    # a win that holds twice is taken
+    calls.update(direct=0, gather=0)
+    steady = {"direct": run("direct", [10e-3]), "gather": run("gather", [2e-3])}
+    assert compact_conv._fastest(steady, rounds=2, between=None) == "gather"
+    assert calls == {"direct": 6, "gather": 6, "kn2row": 3}
+    # no second timing where the direct conv wins or is not a candidate
+    calls.update(direct=0, gather=0)
+    assert compact_conv._fastest({"direct": run("direct", [1e-3]),
+                                  "gather": run("gather", [10e-3])}, rounds=2,
+                                 between=None) == "direct"
+    assert calls["direct"] == calls["gather"] == 3
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @FAST
 @given(case=conv_cases())
