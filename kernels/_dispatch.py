@@ -99,21 +99,44 @@ except ImportError:  # Numba is optional; the references cover every kernel
 PARALLEL_MIN_ITEMS = int(os.environ.get("MINIDNN_PARALLEL_MIN_ITEMS", 1 << 14))
 
 
+def _thread_count_calls() -> tuple[Callable[[], int], Callable[[int], None]]:
+    """Numba's get and set of the calling thread's parallel thread count, as the C calls
+    under ``numba.get_num_threads`` / ``numba.set_num_threads``: those check their
+    argument and that the pool is up at every call, which took most of ``one_thread``'s
+    time (~7 us of a ~10 us one-thread loop of 4 items, after a parallel loop, on the
+    development machine; the C calls ~0.5 us). The pool is started first, as the public
+    calls do; without those internals (another Numba) the public calls serve."""
+    try:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+        get, set_ = parallel._get_num_threads, parallel._set_num_threads
+        if callable(get) and callable(set_):
+            return get, set_
+    except (ImportError, AttributeError):
+        pass
+    return numba.get_num_threads, numba.set_num_threads
+
+
 class _OneThread:
     """Numba's parallel loops inside run on the calling thread; the count is restored on
     exit. A class, not a generator: a conv of LeNet-5's size takes ~13 us, and the
     generator-based context cost ~1 us more per use."""
 
     __slots__ = ("previous",)
+    calls: tuple[Callable[[], int], Callable[[int], None]] | None = None  # set on first use
 
     def __enter__(self) -> None:
-        self.previous = numba.get_num_threads()
+        if _OneThread.calls is None:
+            _OneThread.calls = _thread_count_calls()
+        get, set_ = _OneThread.calls
+        self.previous = get()
         if self.previous != 1:
-            numba.set_num_threads(1)
+            set_(1)
 
     def __exit__(self, *exc: object) -> None:
         if self.previous != 1:
-            numba.set_num_threads(self.previous)
+            _OneThread.calls[1](self.previous)
 
 
 _ALL_THREADS = nullcontext()

@@ -364,4 +364,28 @@ def test_small_kernels_run_on_one_thread_and_restore_the_thread_count():
         assert numba.get_num_threads() == 1
     with threads_for(1 << 30):
         assert numba.get_num_threads() == before
+
+
+def test_one_thread_sets_the_count_through_numbas_c_calls(monkeypatch):
+    numba = pytest.importorskip("numba")
+    from numba.np.ufunc import parallel
+
+    from kernels import _dispatch
+
+    before = numba.get_num_threads()
+
+    def public(*args):
+        raise AssertionError("the checked public call")
+
+    # the C calls under numba.get/set_num_threads, not those (their checks cost ~7 us)
+    monkeypatch.setattr(numba, "get_num_threads", public)
+    monkeypatch.setattr(numba, "set_num_threads", public)
+    monkeypatch.setattr(_dispatch._OneThread, "calls", None)  # looked up again, on entry
+    with threads_for(10):
+        assert parallel._get_num_threads() == 1
+    assert parallel._get_num_threads() == before
+    monkeypatch.undo()
+    # a Numba without those internals: the public calls serve
+    monkeypatch.delattr(parallel, "_set_num_threads")
+    assert _dispatch._thread_count_calls() == (numba.get_num_threads, numba.set_num_threads)
     assert numba.get_num_threads() == before
