@@ -40,6 +40,12 @@ class Geometry(NamedTuple):
 
 def pair(value: IntPair, name: str = "value") -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(2, 1) -> (2, 1)``; anything else is a TypeError."""
+    # the common cases first, without the checks against Sequence and np.integer (abstract
+    # classes: ~1 us each, paid by every conv and pooling call)
+    if type(value) is int:
+        return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is type(value[1]) is int:
+        return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value), int(value)
     if (

@@ -115,8 +115,11 @@ def test_pair_accepts_ints_and_pairs():
     assert pair(3) == (3, 3)
     assert pair((2, 1)) == (2, 1)
     assert pair(np.int64(2)) == (2, 2)
-    with pytest.raises(TypeError, match="stride must be an int or a pair"):
-        pair((1, 2, 3), "stride")
+    assert pair([2, np.int32(1)]) == (2, 1)
+    assert all(type(v) is int for v in pair((np.int64(2), 1)) + pair(np.int64(2)))
+    for bad in [(1, 2, 3), True, (True, 1), (1, False), (1.0, 1), 2.0, "22"]:
+        with pytest.raises(TypeError, match="stride must be an int or a pair"):
+            pair(bad, "stride")
 
 
 def test_noncontiguous_input_is_accepted():

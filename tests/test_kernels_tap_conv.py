@@ -137,6 +137,31 @@ def test_each_tile_shape_is_used_when_it_is_the_only_one():
         assert plans[0].wt.shape[2] == shape[0]  # weights blocked by the tile's filters
 
 
+@pytest.mark.parametrize("lanes", [False, True])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_plans_of_two_batch_sizes_keep_their_own_buffers(lanes, padding):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 5, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((20, 5, 3, 3)).astype(np.float32)
+    table = column_table(np.arange(45), w.shape)
+    matrix = np.ascontiguousarray(w.reshape(20, -1))
+    b = rng.standard_normal(20).astype(np.float32)
+    cache, buffers = {}, {}
+    lane_cost = {(16, 6): 0.01} if lanes else {}
+    with patch.multiple(tap_conv, LANE_COST=lane_cost):
+        for n in (1, 3, 1, 3, 1):  # calls of the two shapes in turn
+            out = conv_taps_numba(x[:n], matrix, table, 3, 3, b, 1, padding, cache=cache)
+            np.testing.assert_allclose(
+                out, conv2d_simple(x[:n], w, b, 1, padding), **TOL[np.float32])
+            (plan,) = [v for k, v in cache.items() if isinstance(v, tap_conv.TapPlan)
+                       and k[1][0] == n]
+            assert (plan.pix is not None) == lanes
+            # what a plan needs, made on its first call and the same arrays after that
+            assert [a is None for a in plan.buffers] == [lanes and padding == 0, lanes]
+            assert buffers.setdefault(n, plan.buffers) is plan.buffers
+            assert all(a is None or a.shape[0] == n for a in plan.buffers)
+
+
 def check_blocked_kernel(dtype, case):
     x, dense, columns, table, b, padding = make(case, dtype)
     w_shape = case[1]
