@@ -551,12 +551,14 @@ def environment(args, worker: TorchWorker | None) -> dict:
 
 def tiles_info() -> dict:
     """The direct conv's tile tables in use: the vector ISA's (``MINIDNN_TILES``), whether
-    lane tiles may be chosen (``MINIDNN_LANE_TILES``) and whether the explicit-vector
-    pixel tiles may (``MINIDNN_VECTOR_TILES``)."""
+    lane tiles may be chosen (``MINIDNN_LANE_TILES``), whether the explicit-vector
+    pixel tiles may (``MINIDNN_VECTOR_TILES``) and whether row tiles may
+    (``MINIDNN_ROW_TILES``)."""
     from kernels import tap_conv
 
     return {"isa": tap_conv._ISA, "lane_tiles": bool(tap_conv.LANE_COST),
-            "vector_tiles": any(s in tap_conv.VECTOR_TILES for s in tap_conv.PIXEL_COST)}
+            "vector_tiles": any(s in tap_conv.VECTOR_TILES for s in tap_conv.PIXEL_COST),
+            "row_tiles": bool(tap_conv.ROW_COST)}
 
 
 def scaling_note(scaling: dict[str, float], threads: int, share: float = 0.75) -> str | None:

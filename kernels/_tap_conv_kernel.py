@@ -4,16 +4,17 @@ One task: 4 x 32, 4 x 64, 8 x 32, 4 x 16, 2 x 32, 6 x 16, 5 x 16, 4 x 24, 3 x 32
 partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``), or for
 6 x 16, 5 x 16, 4 x 24, 3 x 32, 2 x 48 in explicit vectors (``kernels.vector_tile``);
 ``lane_conv_kernel_*``: 16 x 6 (filters in the vector lanes x output pixels, explicit vectors);
+``row_conv_kernel_*``: 2 x 48, 3 x 32, 4 x 24, 5 x 16, 6 x 16 (filters x output pixels in whole vectors of output rows);
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
 functions pad, run one kernel (two for a mix of tile shapes, the second from filter
 ``split`` on) and crop in one call (``kernels.padded``; the source of its helpers
-hashes to f29ce31eaaaacc24, see ``helpers_stamp``); lane tiles store into the output
-(no crop) and ``*_unpadded`` skip the copy too.
+hashes to 8b73046088f5f493, see ``helpers_stamp``); lane and row tiles store into the
+output (no crop) and ``*_unpadded`` skip the copy too.
 """
 
 from kernels._dispatch import njit, prange, uintp
 from kernels.padded import copy_planes, crop_add_bias
-from kernels.vector_tile import lane_tile, pixel_tile
+from kernels.vector_tile import lane_tile, pixel_tile, row_tile
 
 pixel_tile_6x16 = pixel_tile(6, 16)
 pixel_tile_5x16 = pixel_tile(5, 16)
@@ -21,6 +22,11 @@ pixel_tile_4x24 = pixel_tile(4, 24)
 pixel_tile_3x32 = pixel_tile(3, 32)
 pixel_tile_2x48 = pixel_tile(2, 48)
 lane_tile_16x6 = lane_tile(16, 6)
+row_tile_2x48 = row_tile(2, 48)
+row_tile_3x32 = row_tile(3, 32)
+row_tile_4x24 = row_tile(4, 24)
+row_tile_5x16 = row_tile(5, 16)
+row_tile_6x16 = row_tile(6, 16)
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -2723,6 +2729,91 @@ def lane_conv_kernel_16x6(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
+def row_conv_kernel_2x48(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
+    n_batch = out.shape[0]
+    n_blocks, n_taps = wt.shape[0], wt.shape[1]
+    for task in prange(n_batch * n_blocks * n_tiles):
+        n = task // (n_blocks * n_tiles)
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = min(tile * 48, out.shape[2] - 48)
+        xs = xbuf[n]
+        row_tile_2x48(xs, wt, offs, pix, block, q0, bias, out[n])
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def row_conv_kernel_3x32(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
+    n_batch = out.shape[0]
+    n_blocks, n_taps = wt.shape[0], wt.shape[1]
+    for task in prange(n_batch * n_blocks * n_tiles):
+        n = task // (n_blocks * n_tiles)
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = min(tile * 32, out.shape[2] - 32)
+        xs = xbuf[n]
+        row_tile_3x32(xs, wt, offs, pix, block, q0, bias, out[n])
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def row_conv_kernel_4x24(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
+    n_batch = out.shape[0]
+    n_blocks, n_taps = wt.shape[0], wt.shape[1]
+    for task in prange(n_batch * n_blocks * n_tiles):
+        n = task // (n_blocks * n_tiles)
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = min(tile * 24, out.shape[2] - 24)
+        xs = xbuf[n]
+        row_tile_4x24(xs, wt, offs, pix, block, q0, bias, out[n])
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def row_conv_kernel_5x16(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
+    n_batch = out.shape[0]
+    n_blocks, n_taps = wt.shape[0], wt.shape[1]
+    for task in prange(n_batch * n_blocks * n_tiles):
+        n = task // (n_blocks * n_tiles)
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = min(tile * 16, out.shape[2] - 16)
+        xs = xbuf[n]
+        row_tile_5x16(xs, wt, offs, pix, block, q0, bias, out[n])
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def row_conv_kernel_6x16(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
+    n_batch = out.shape[0]
+    n_blocks, n_taps = wt.shape[0], wt.shape[1]
+    for task in prange(n_batch * n_blocks * n_tiles):
+        n = task // (n_blocks * n_tiles)
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = min(tile * 16, out.shape[2] - 16)
+        xs = xbuf[n]
+        row_tile_6x16(xs, wt, offs, pix, block, q0, bias, out[n])
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
 def csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide):
     n_batch, n_filters = wide.shape[0], wide.shape[1]
     for task in prange(n_batch * n_filters * n_tiles):
@@ -3408,6 +3499,61 @@ def run_lanes_16x6_unpadded(x, wt, offs, pix, n_tiles, bias, out):
 
 
 @njit(cache=True)
+def run_rows_2x48(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    row_conv_kernel_2x48(xbuf, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_2x48_unpadded(x, wt, offs, pix, n_tiles, bias, out):
+    row_conv_kernel_2x48(x, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_3x32(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    row_conv_kernel_3x32(xbuf, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_3x32_unpadded(x, wt, offs, pix, n_tiles, bias, out):
+    row_conv_kernel_3x32(x, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_4x24(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    row_conv_kernel_4x24(xbuf, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_4x24_unpadded(x, wt, offs, pix, n_tiles, bias, out):
+    row_conv_kernel_4x24(x, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_5x16(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    row_conv_kernel_5x16(xbuf, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_5x16_unpadded(x, wt, offs, pix, n_tiles, bias, out):
+    row_conv_kernel_5x16(x, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_6x16(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    row_conv_kernel_6x16(xbuf, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_rows_6x16_unpadded(x, wt, offs, pix, n_tiles, bias, out):
+    row_conv_kernel_6x16(x, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
 def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_tiles, wide, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     csr_tile_kernel(xbuf, indptr, offs, data, zero, n_tiles, wide)
@@ -3418,3 +3564,5 @@ RUNNERS = {(4, 32): run_4x32, (4, 64): run_4x64, (8, 32): run_8x32, (4, 16): run
 MIXED_RUNNERS = {((4, 16), (2, 32)): run_4x16_2x32}
 LANE_RUNNERS = {(16, 6): run_lanes_16x6}
 LANE_UNPADDED_RUNNERS = {(16, 6): run_lanes_16x6_unpadded}
+ROW_RUNNERS = {(2, 48): run_rows_2x48, (3, 32): run_rows_3x32, (4, 24): run_rows_4x24, (5, 16): run_rows_5x16, (6, 16): run_rows_6x16}
+ROW_UNPADDED_RUNNERS = {(2, 48): run_rows_2x48_unpadded, (3, 32): run_rows_3x32_unpadded, (4, 24): run_rows_4x24_unpadded, (5, 16): run_rows_5x16_unpadded, (6, 16): run_rows_6x16_unpadded}

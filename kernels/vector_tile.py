@@ -23,6 +23,15 @@ in vector registers over the whole list of kept taps. Two kinds are spelt out he
               w = broadcast(wt[block, t, f])
               acc[f][v] = fma(w, x[v], acc[f][v])             for each v
 
+- a **row tile** (``row_tile``, ``ROW_COSTS``) is a pixel tile whose input vectors are
+  read through ``pix`` like a lane tile's pixels: each of its vectors is ``width``
+  neighbouring output pixels of one output row (the rows must be whole vectors), so it
+  computes no junk pixels, and it adds the bias and stores straight into the output::
+
+      for t in range(n_taps):
+          x[v] = xs[offs[t] + pix[q0 + 8v] : ... + 8]         for each input vector v
+          ... as the pixel tile
+
 Two FMA units with 4 cycles of latency need 8 independent sums in flight; with 12 there
 is slack. A tile of 12 sums plus the vectors it loads fits AVX2's 16 registers: lane 16
 x 6 (12 sums, 2 weight vectors, 1 broadcast), pixel 6 x 16, 4 x 24 and 3 x 32. Whichever
@@ -41,8 +50,8 @@ blocking is what the code says. Vectors are 32 bytes (8 floats, 4 doubles): in f
 tile has twice the vectors and more sums than registers (correct, but float64 is for
 checks, not speed). ``fmuladd`` is LLVM's "fused where the CPU has FMA".
 
-Without Numba, ``lane_tile`` and ``pixel_tile`` give the same functions in plain NumPy
-(slow, steppable).
+Without Numba, ``lane_tile``, ``pixel_tile`` and ``row_tile`` give the same functions in
+plain NumPy (slow, steppable).
 """
 
 from __future__ import annotations
@@ -85,6 +94,22 @@ def pixel_tile_py(filters: int, pixels: int) -> Callable[..., None]:
     return tile
 
 
+def row_tile_py(filters: int, pixels: int) -> Callable[..., None]:
+    """The row tile in plain NumPy: what ``row_tile`` compiles."""
+
+    def tile(xs, wt, offs, pix, block, q0, bias, out):
+        """``out[block*filters + f, q0 + p] = bias[block*filters + f] + sum over t of
+        wt[block, t, f] * xs[offs[t] + pix[q0 + p]]`` for the tile's ``filters`` x
+        ``pixels``, the filters inside ``out`` only (its pixels must be)."""
+        cols = xs[offs[:, None] + pix[None, q0:q0 + pixels]]  # (taps, pixels)
+        f0 = block * filters
+        sums = wt[block].T @ cols + bias[f0:f0 + filters, None]
+        rows = out[f0:f0 + filters].shape[0]
+        out[f0:f0 + rows, q0:q0 + pixels] = sums[:rows]
+
+    return tile
+
+
 def lane_tile(filters: int, pixels: int) -> Callable[..., None]:
     """A compiled lane tile of ``filters`` x ``pixels``, called from Numba code as
     ``tile(xs, wt, offs, pix, block, q0, bias, out)``:
@@ -122,13 +147,28 @@ def pixel_tile(filters: int, pixels: int) -> Callable[..., None]:
     return _intrinsic("pixel", filters, pixels)
 
 
+def row_tile(filters: int, pixels: int) -> Callable[..., None]:
+    """A compiled row tile of ``filters`` x ``pixels``, called from Numba code as
+    ``tile(xs, wt, offs, pix, block, q0, bias, out)``, the arguments as for ``lane_tile``
+    but for the pixels: the tile's are ``q0`` to ``q0 + pixels`` of ``out``'s columns, in
+    vectors of the dtype's width, vector v read at ``offs[t] + pix[q0 + v * width]`` on
+    (the ``width`` pixels of a vector must be neighbours in the input, as in one output
+    row). ``pixels`` must be whole vectors; the tile's pixels must lie inside ``out`` (the
+    caller moves the last tile back rather than past the end) and its filters past
+    ``out``'s rows are dropped. No bounds checks, as for ``lane_tile``. Without Numba:
+    ``row_tile_py``."""
+    if not NUMBA_AVAILABLE:
+        return row_tile_py(filters, pixels)
+    return _intrinsic("row", filters, pixels)
+
+
 def _intrinsic(kind: str, filters: int, pixels: int):
-    """The Numba intrinsic of a ``kind`` (``lane`` or ``pixel``) tile."""
+    """The Numba intrinsic of a ``kind`` (``lane``, ``pixel`` or ``row``) tile."""
     from numba import types
     from numba.core.errors import TypingError
     from numba.extending import intrinsic
 
-    lane = kind == "lane"
+    lane = kind in ("lane", "row")  # the same arguments
     name = f"{kind}_tile"
     # positions of the arguments: the arrays (and their dimensions) and the integers
     arrays = ({"xs": (0, 1), "wt": (1, 3), "offs": (2, 1), "pix": (3, 1), "bias": (6, 1),
@@ -153,18 +193,20 @@ def _intrinsic(kind: str, filters: int, pixels: int):
             raise TypingError(f"{name}: the float arrays must share a float dtype, got "
                               f"{', '.join(map(str, floats))}")
         width = VECTOR_BYTES // (floats[0].bitwidth // 8)
-        whole, what = (filters, "filters") if lane else (pixels, "pixels")
+        whole, what = (filters, "filters") if kind == "lane" else (pixels, "pixels")
         if whole % width:
             raise TypingError(f"{name}: {whole} {what} are not whole vectors of {width} "
                               f"{floats[0]}")
         return width
 
     if lane:
+        codegen = _lane_codegen if kind == "lane" else _row_codegen
+
         @intrinsic
         def tile(typingctx, xs, wt, offs, pix, block, q0, bias, out):
             width = check((xs, wt, offs, pix, block, q0, bias, out))
             sig = types.void(xs, wt, offs, pix, block, q0, bias, out)
-            return sig, lambda context, builder, sig, args: _lane_codegen(
+            return sig, lambda context, builder, sig, args: codegen(
                 context, builder, sig, args, filters, pixels, width)
     else:
         @intrinsic
@@ -303,20 +345,19 @@ def _lane_codegen(context, builder, sig, args, filters: int, pixels: int, width:
     return context.get_dummy_value()
 
 
-def _pixel_codegen(context, builder, sig, args, filters: int, pixels: int, width: int):
-    """LLVM IR of ``pixel_tile``'s body (see the module docstring)."""
-    k = _Tile(context, builder, sig, args, width)
-    xs, wt, offs, wide = k.data(0), k.data(1), k.data(2), k.data(6)
-    block, q0, f0 = k.ints[3], k.ints[4], k.ints[5]
-    n_vec = pixels // width
+def _pixel_sums(k: _Tile, builder, filters: int, pixels: int, w_block, inputs_at) -> list:
+    """The tap loop of pixel and row tiles: ``filters`` x ``pixels / width`` vector sums
+    (stack slots); ``inputs_at(off, v)`` is the index of vector v's first input at a tap
+    whose offset is ``off``."""
+    xs, wt, offs = k.data(0), k.data(1), k.data(2)
+    n_vec = pixels // k.width
     acc = [k.sums(n_vec) for _ in range(filters)]
-    w_block = k.mul(block, k.mul(k.dim(1, 1), filters))
     with k.taps() as loop:
         t = loop.index
-        base = k.add(builder.load(k.at(offs, t)), q0)
+        off = builder.load(k.at(offs, t))
         w_row = k.add(w_block, k.mul(t, filters))
         if n_vec <= filters:  # the input vectors stay, the weights stream
-            inputs = [k.vload(xs, k.add(base, v * width)) for v in range(n_vec)]
+            inputs = [k.vload(xs, inputs_at(off, v)) for v in range(n_vec)]
             for f in range(filters):
                 w = k.broadcast(wt, k.add(w_row, f))
                 for v in range(n_vec):
@@ -324,15 +365,51 @@ def _pixel_codegen(context, builder, sig, args, filters: int, pixels: int, width
         else:  # the broadcast weights stay, the input vectors stream
             weights = [k.broadcast(wt, k.add(w_row, f)) for f in range(filters)]
             for v in range(n_vec):
-                x = k.vload(xs, k.add(base, v * width))
+                x = k.vload(xs, inputs_at(off, v))
                 for f in range(filters):
                     k.fma(acc[f][v], weights[f], x)
+    return acc
+
+
+def _pixel_codegen(context, builder, sig, args, filters: int, pixels: int, width: int):
+    """LLVM IR of ``pixel_tile``'s body (see the module docstring)."""
+    k = _Tile(context, builder, sig, args, width)
+    wide = k.data(6)
+    block, q0, f0 = k.ints[3], k.ints[4], k.ints[5]
+    w_block = k.mul(block, k.mul(k.dim(1, 1), filters))
+    acc = _pixel_sums(k, builder, filters, pixels, w_block,
+                      lambda off, v: k.add(off, q0, v * width))
     row = k.dim(6, 1)
     for f in range(filters):
         start = k.add(k.mul(k.add(f0, f), row), q0)
-        for v in range(n_vec):
+        for v in range(pixels // width):
             k.vstore(builder.load(acc[f][v]), wide, k.add(start, v * width))
     return context.get_dummy_value()
 
 
-__all__ = ["VECTOR_BYTES", "lane_tile", "lane_tile_py", "pixel_tile", "pixel_tile_py"]
+def _row_codegen(context, builder, sig, args, filters: int, pixels: int, width: int):
+    """LLVM IR of ``row_tile``'s body (see the module docstring): the pixel tile's sums
+    over inputs found through ``pix``, stored with the bias into the filters of ``out``
+    that exist."""
+    k = _Tile(context, builder, sig, args, width)
+    pix, bias, out = (k.data(i) for i in (3, 6, 7))
+    block, q0 = k.ints[4], k.ints[5]
+    n_vec = pixels // width
+    w_block = k.mul(block, k.mul(k.dim(1, 1), filters))
+    at = [builder.load(k.at(pix, k.add(q0, v * width))) for v in range(n_vec)]
+    acc = _pixel_sums(k, builder, filters, pixels, w_block, lambda off, v: k.add(off, at[v]))
+    f0 = k.mul(block, filters)
+    rows, cols = k.dim(7, 0), k.dim(7, 1)
+    for f in range(filters):
+        row = k.add(f0, f)
+        with builder.if_then(builder.icmp_signed("<", row, rows), likely=True):
+            b = k.broadcast(bias, row)
+            start = k.add(k.mul(row, cols), q0)
+            for v in range(n_vec):
+                k.vstore(builder.fadd(builder.load(acc[f][v]), b), out,
+                         k.add(start, v * width))
+    return context.get_dummy_value()
+
+
+__all__ = ["VECTOR_BYTES", "lane_tile", "lane_tile_py", "pixel_tile", "pixel_tile_py",
+           "row_tile", "row_tile_py"]

@@ -80,3 +80,15 @@ def test_a_run_whose_cores_gave_little_says_so():
     assert "before the rows" in both and "after the rows" in both
     assert kernel_speed.scaling_note({"before": 1.84, "after": 2.0}, threads=2) is None
     assert kernel_speed.scaling_note({"before": 0.9, "after": 1.0}, threads=1) is None
+
+
+def test_tiles_info_says_which_tile_tables_are_on(monkeypatch):
+    from kernels import tap_conv
+
+    monkeypatch.setattr(tap_conv, "ROW_COST", {(4, 24): 0.87})
+    monkeypatch.setattr(tap_conv, "LANE_COST", {})
+    info = kernel_speed.tiles_info()
+    assert info["row_tiles"] is True and info["lane_tiles"] is False
+    assert info["isa"] == tap_conv._ISA
+    monkeypatch.setattr(tap_conv, "ROW_COST", {})
+    assert kernel_speed.tiles_info()["row_tiles"] is False

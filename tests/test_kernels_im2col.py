@@ -216,9 +216,13 @@ from kernels import tap_conv
 table = np.array([(c, ky, kx) for c in (0, 2) for ky in range(3) for kx in range(2)])
 m = np.random.default_rng(1).standard_normal((18, len(table)))
 x = np.random.default_rng(2).standard_normal((2, 3, 11, 9))  # several tiles of each kind
-for pixel, lanes, tiles in (((4, 16), {}, "4 x 16 tiles"), ((3, 32), {}, "3 x 32 tiles"),
-                            ((4, 16), {(16, 6): 1e-9}, "16 x 6 lane tiles")):
-    tap_conv.PIXEL_COST, tap_conv.LANE_COST = {pixel: 1.0}, lanes
+x16 = np.random.default_rng(3).standard_normal((2, 3, 11, 15))  # output rows of 16
+for pixel, lanes, rows, tiles in (((4, 16), {}, {}, "4 x 16 tiles"),
+                                  ((3, 32), {}, {}, "3 x 32 tiles"),
+                                  ((4, 16), {(16, 6): 1e-9}, {}, "16 x 6 lane tiles"),
+                                  ((4, 16), {}, {(3, 32): 1e-9}, "3 x 32 row tiles")):
+    tap_conv.PIXEL_COST, tap_conv.LANE_COST, tap_conv.ROW_COST = {pixel: 1.0}, lanes, rows
+    x = x16 if rows else x
     cache = {}
     got = tap_conv.conv_taps_numba(x, m, table, 3, 2, None, 1, 1, cache=cache)
     (plan,) = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]

@@ -11,8 +11,8 @@ import kernels.tap_conv as tap_conv
 from kernels.im2col import conv2d_simple
 from kernels.packed import CSRPacked, column_table
 from kernels.sparse_conv import sparse_conv_numba
-from kernels.tap_conv import (LANE_COSTS, LANE_SHAPES, MIXED_PAIRS, TILE_COSTS, TILE_MIXES,
-                              TILE_SHAPES, VECTOR_TILES, conv_taps, conv_taps_numba,
+from kernels.tap_conv import (LANE_COSTS, LANE_SHAPES, MIXED_PAIRS, ROW_SHAPES, TILE_COSTS,
+                              TILE_MIXES, TILE_SHAPES, VECTOR_TILES, conv_taps, conv_taps_numba,
                               conv_taps_ref, lane_shape, tile_plan, tile_shape, vector_isa)
 
 MAX_TILE_FILTERS = max(f for f, _ in TILE_SHAPES + LANE_SHAPES)
@@ -54,7 +54,7 @@ def make(case, dtype):
 @given(case=tap_cases())
 def test_blocked_kernel_equals_reference_and_conv2d_simple(dtype, shape, case):
     # this tile shape only
-    with patch.multiple(tap_conv, PIXEL_COST={shape: 1.0}, LANE_COST={}):
+    with patch.multiple(tap_conv, PIXEL_COST={shape: 1.0}, LANE_COST={}, ROW_COST={}):
         plans = check_blocked_kernel(dtype, case)
     assert [(p.tile, p.pix) for p in plans] == [(shape, None)]
 
@@ -77,6 +77,49 @@ def test_lane_tiles_equal_reference_and_conv2d_simple(dtype, shape, case):
                                   [oy * plan.wp + ox for oy in range(g.oh) for ox in range(g.ow)])
 
 
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=25, deadline=None)
+@given(case=tap_cases(), rows_of=st.sampled_from([1, 2, 3]))
+def test_row_tiles_equal_reference_and_conv2d_simple(dtype, shape, case, rows_of):
+    x_shape, w_shape, padding, *rest = case
+    f, c, kh, kw = w_shape
+    width = 32 // np.dtype(dtype).itemsize
+    # an input whose output rows are whole vectors, and at least one tile of pixels
+    ow = rows_of * width
+    while ow + kw - 1 - 2 * padding[1] < 1:  # an input at least one pixel wide
+        ow += width
+    oh = max(x_shape[2] + 2 * padding[0] - kh + 1, -(-shape[1] // ow))
+    case = ((x_shape[0], c, oh + kh - 1 - 2 * padding[0], ow + kw - 1 - 2 * padding[1]),
+            w_shape, padding, *rest)
+    with patch.object(tap_conv, "ROW_COST", {shape: 1e-9}):  # row tiles always pay
+        plans = check_blocked_kernel(dtype, case)
+    (plan,) = plans
+    g = plan.g
+    assert (g.oh, g.ow) == (oh, ow) and plan.rows and plan.tile == shape
+    unpadded = padding == (0, 0)
+    assert plan.unpadded == unpadded
+    assert plan.describe() == f"{shape[0]} x {shape[1]} row tiles" + ", no copy" * unpadded
+    np.testing.assert_array_equal(plan.pix[:g.oh * g.ow],
+                                  [oy * plan.wp + ox for oy in range(g.oh) for ox in range(g.ow)])
+
+
+def test_row_tiles_need_whole_vector_rows_and_one_tile_of_pixels():
+    costs = {(4, 24): 1e-9}
+    assert tap_conv.row_shape(4, 100, 64, 8, 8, row_costs=costs) == (4, 24)
+    assert tap_conv.row_shape(4, 100, 64, 12, 8, row_costs=costs) is None  # rows of 1.5
+    assert tap_conv.row_shape(4, 100, 64, 12, 4, row_costs=costs) == (4, 24)  # float64
+    assert tap_conv.row_shape(4, 100, 16, 8, 8, row_costs=costs) is None  # 16 < 24 pixels
+    assert tap_conv.row_shape(4, 100, 64, 8, 8, row_costs={}) is None
+    # priced against the pixel tiles and the lane tiles
+    assert tap_conv.row_shape(4, 64, 64, 8, 8, costs={(4, 16): 1.0}, mixes=(), lane_costs={},
+                              row_costs={(4, 24): 0.9}) is None  # 72 pixel slots vs 64
+    assert tap_conv.row_shape(4, 64, 64, 8, 8, costs={(4, 16): 1.0}, mixes=(), lane_costs={},
+                              row_costs={(4, 24): 0.8}) == (4, 24)
+    assert tap_conv.row_shape(4, 64, 64, 8, 8, costs={(4, 16): 1.0}, mixes=(),
+                              lane_costs={(16, 6): 0.01}, row_costs={(4, 24): 0.8}) is None
+
+
 @pytest.mark.parametrize("mix", MIXED_PAIRS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=30, deadline=None)
@@ -86,7 +129,7 @@ def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
     costs = {main: 1.0, tail: 1.0}
     # a negative margin: the mix whenever the filters are not whole main tiles
     with patch.multiple(tap_conv, PIXEL_COST=costs, PIXEL_MIXES=(mix,), MIX_MARGIN=-10.0,
-                        LANE_COST={}):
+                        LANE_COST={}, ROW_COST={}):
         plans = check_blocked_kernel(dtype, case)
     f = case[1][0]
     mixed = main[0] < f and f % main[0] != 0
@@ -100,7 +143,8 @@ def test_mixed_tiles_equal_reference_and_conv2d_simple(dtype, mix, case):
 @settings(max_examples=30, deadline=None)
 @given(case=tap_cases())
 def test_either_task_order_equals_reference_and_conv2d_simple(tile_major, case):
-    with patch.multiple(tap_conv, tile_major_pays=lambda rows: tile_major, LANE_COST={}):
+    with patch.multiple(tap_conv, tile_major_pays=lambda rows: tile_major, LANE_COST={},
+                        ROW_COST={}):
         plans = check_blocked_kernel(np.float32, case)
     assert [p.tile_major for p in plans] == [tile_major]
 
@@ -129,7 +173,7 @@ def test_each_tile_shape_is_used_when_it_is_the_only_one():
     table = column_table(np.arange(27), (9, 3, 3, 3))
     for shape in TILE_SHAPES:
         cache = {}
-        with patch.multiple(tap_conv, PIXEL_COST={shape: 1.0}, LANE_COST={}):
+        with patch.multiple(tap_conv, PIXEL_COST={shape: 1.0}, LANE_COST={}, ROW_COST={}):
             conv_taps_numba(x, w, table, 3, 3, None, 1, 1, cache=cache)
         plans = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
         assert [p.tile for p in plans] == [shape]
@@ -148,7 +192,7 @@ def test_plans_of_two_batch_sizes_keep_their_own_buffers(lanes, padding):
     b = rng.standard_normal(20).astype(np.float32)
     cache, buffers = {}, {}
     lane_cost = {(16, 6): 0.01} if lanes else {}
-    with patch.multiple(tap_conv, LANE_COST=lane_cost):
+    with patch.multiple(tap_conv, LANE_COST=lane_cost, ROW_COST={}):
         for n in (1, 3, 1, 3, 1):  # calls of the two shapes in turn
             out = conv_taps_numba(x[:n], matrix, table, 3, 3, b, 1, padding, cache=cache)
             np.testing.assert_allclose(
@@ -236,6 +280,18 @@ def test_every_tile_shape_has_a_kernel_and_the_cpu_picks_its_table(monkeypatch):
     monkeypatch.setenv("MINIDNN_LANE_TILES", "yes")
     with pytest.raises(ValueError, match="MINIDNN_LANE_TILES must be 0 or 1"):
         tap_conv.lane_table()
+    # row tiles: the explicit-vector pixel tiles of this CPU's table, read through pix
+    assert set(tap_conv.ROW_RUNNERS) == set(tap_conv.ROW_UNPADDED_RUNNERS) == set(ROW_SHAPES)
+    assert all(s in VECTOR_TILES and s in TILE_COSTS[isa]
+               for isa, costs in tap_conv.ROW_COSTS.items() for s in costs)
+    assert tap_conv.ROW_COST in ({}, tap_conv.ROW_COSTS[tap_conv._ISA])  # MINIDNN_ROW_TILES=0
+    monkeypatch.delenv("MINIDNN_ROW_TILES", raising=False)
+    assert tap_conv.row_table() == tap_conv.ROW_COSTS[tap_conv._ISA]
+    monkeypatch.setenv("MINIDNN_ROW_TILES", "0")
+    assert tap_conv.row_table() == {}
+    monkeypatch.setenv("MINIDNN_ROW_TILES", "no")
+    with pytest.raises(ValueError, match="MINIDNN_ROW_TILES must be 0 or 1"):
+        tap_conv.row_table()
     for isa, mixes in TILE_MIXES.items():  # a CPU mixes only shapes of its own table
         assert all(main in TILE_COSTS[isa] and tail in TILE_COSTS[isa] for main, tail in mixes)
     assert tap_conv.PIXEL_MIXES == TILE_MIXES[vector_isa()]
@@ -424,20 +480,22 @@ def test_the_generated_file_changes_with_the_helpers_its_runners_call(monkeypatc
     assert stamp not in tap_conv.tap_conv_source()
 
 
-@pytest.mark.parametrize("lanes", [{}, {(16, 6): 1e-9}])
+@pytest.mark.parametrize("lanes, rows", [({}, {}), ({(16, 6): 1e-9}, {}),
+                                         ({}, {(3, 32): 1e-9})])
 @pytest.mark.parametrize("pixel", [(4, 16), (3, 32)])
-def test_float64_weights_on_a_float32_input_give_a_float64_output(lanes, pixel):
+def test_float64_weights_on_a_float32_input_give_a_float64_output(lanes, rows, pixel):
     """The sums run in the input's dtype (the weights are cast to it), for the scalar
-    tiles, the explicit-vector ones (which need one dtype) and lane tiles alike."""
+    tiles, the explicit-vector ones (which need one dtype), lane and row tiles alike."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = rng.standard_normal((2, 3, 9, 15 if rows else 8)).astype(np.float32)
     table = np.array([(c, ky, kx) for c in range(3) for ky in range(3) for kx in range(2)])
     matrix = rng.standard_normal((18, len(table)))
     b = rng.standard_normal(18)
     cache = {}
-    with patch.multiple(tap_conv, PIXEL_COST={pixel: 1.0}, LANE_COST=lanes):
+    with patch.multiple(tap_conv, PIXEL_COST={pixel: 1.0}, LANE_COST=lanes, ROW_COST=rows):
         out = conv_taps_numba(x, matrix, table, 3, 2, b, 1, 1, cache=cache)
     (plan,) = [v for v in cache.values() if isinstance(v, tap_conv.TapPlan)]
     assert ("lane" in plan.describe()) == bool(lanes) and out.dtype == np.float64
+    assert ("row" in plan.describe()) == bool(rows)
     np.testing.assert_allclose(out, conv_taps_ref(x, matrix, table, 3, 2, b, 1, 1),
                                **TOL[np.float32])

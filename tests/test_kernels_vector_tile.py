@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from kernels.vector_tile import lane_tile, lane_tile_py, pixel_tile, pixel_tile_py
+from kernels.vector_tile import (VECTOR_BYTES, lane_tile, lane_tile_py, pixel_tile,
+                                 pixel_tile_py, row_tile, row_tile_py)
 
 numba = pytest.importorskip("numba")
 from numba.core.errors import TypingError  # noqa: E402
@@ -19,16 +20,19 @@ def _arrays(rng, dtype, filters, pixels, blocks=3, taps=11):
     return xs, wt, offs, out
 
 
+def _callable(tile):
+    """A lane or row tile (an intrinsic, callable from Numba code only) as a function."""
+    @numba.njit
+    def run(xs, wt, offs, pix, block, q0, bias, out):
+        tile(xs, wt, offs, pix, block, q0, bias, out)
+    return run
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(16, 6), (8, 3), (24, 4)])
 def test_lane_tile_adds_the_bias_and_stores_inside_the_output_only(dtype, shape):
     filters, pixels = shape
-    tile = lane_tile(filters, pixels)
-
-    @numba.njit
-    def run(xs, wt, offs, pix, block, q0, bias, out):
-        tile(xs, wt, offs, pix, block, q0, bias, out)
-
+    run = _callable(lane_tile(filters, pixels))
     rng = np.random.default_rng(filters * pixels)
     xs, wt, offs, _ = _arrays(rng, dtype, filters, pixels)
     pix = rng.integers(0, 90, 4 * pixels).astype(np.int64)
@@ -76,6 +80,36 @@ def test_pixel_tile_writes_its_tile_and_nothing_else(dtype, shape):
     assert np.isnan(wide[:, pixels:2 * pixels]).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 16), (4, 24), (3, 32), (2, 48), (12, 8)])
+def test_row_tile_reads_its_vectors_through_pix_and_stores_its_filters_only(dtype, shape):
+    filters, pixels = shape
+    run = _callable(row_tile(filters, pixels))
+    rng = np.random.default_rng(filters * pixels)
+    width = VECTOR_BYTES // np.dtype(dtype).itemsize
+    xs, wt, offs, _ = _arrays(rng, dtype, filters, pixels)
+    # each vector's pixels are neighbours in the input, the vectors anywhere
+    starts = rng.integers(0, 180, 4 * pixels // width)
+    pix = (starts[:, None] + np.arange(width)).ravel().astype(np.int64)
+    bias = rng.standard_normal(3 * filters).astype(dtype)
+    short = 1 if filters == 2 else 2  # filters that the last block has beyond the output
+    out = np.full((3 * filters - short, 4 * pixels), np.nan, dtype=dtype)
+    expected = out.copy()
+    # q0 need not be a multiple of pixels (a last tile moved back), only of the width
+    for block, q0 in ((1, 2 * pixels), (0, 0), (2, 3 * pixels - width)):
+        run(xs, wt, offs, pix, block, q0, bias, out)
+        row_tile_py(filters, pixels)(xs, wt, offs, pix, block, q0, bias, expected)
+    q0 = 3 * pixels - width
+    sums = np.array([[bias[2 * filters + f] + sum(wt[2, t, f] * xs[offs[t] + pix[q0 + p]]
+                                                  for t in range(len(offs)))
+                      for p in range(pixels)] for f in range(filters - short)])
+    tol = TOL[dtype]
+    np.testing.assert_allclose(out[2 * filters:, q0:q0 + pixels], sums, rtol=tol, atol=tol)
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)  # NaN where untouched
+    assert np.isnan(out[:, pixels:2 * pixels]).all() and np.isnan(out[:, -width:]).all()
+    assert np.isnan(out[:filters, 2 * pixels:]).all()
+
+
 def test_tiles_refuse_arrays_they_cannot_read_as_vectors():
     lane, pixel = lane_tile(16, 6), pixel_tile(4, 24)
 
@@ -107,12 +141,9 @@ def test_tiles_refuse_arrays_they_cannot_read_as_vectors():
     with pytest.raises(TypingError, match="pixel_tile: q0 must be an integer, got float64"):
         run_pixel_at(xs, wt[:, :, :4].copy(), offs, 1.0, lanes)
     with pytest.raises(TypingError, match="12 filters are not whole vectors of 8 float32"):
-        twelve = lane_tile(12, 6)
-
-        @numba.njit
-        def run12(xs, wt, offs, pix, bias, out):
-            twelve(xs, wt, offs, pix, 0, 0, bias, out)
-        run12(xs, wt[:, :, :12].copy(), offs, pix, bias, lanes)
+        _callable(lane_tile(12, 6))(xs, wt[:, :, :12].copy(), offs, pix, 0, 0, bias, lanes)
+    with pytest.raises(TypingError, match="row_tile: 12 pixels are not whole vectors of 8"):
+        _callable(row_tile(2, 12))(xs, wt[:, :, :2].copy(), offs, pix, 0, 0, bias, lanes)
     with pytest.raises(TypingError, match="10 pixels are not whole vectors of 4 float64"):
         twenty = pixel_tile(2, 10)
 
