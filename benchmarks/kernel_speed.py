@@ -26,7 +26,9 @@ shapes. With PyTorch installed, ``torch_dense_ms`` is its conv on the dense shap
 ``torch_compact_ms`` on the compact one (filter and channel kinds; column and irregular
 sparsity have no dense conv of their size). PyTorch runs in a worker process. Every
 layer's dense and compact runs are interleaved, round by round with PyTorch's, after a
-warm-up (JIT compilation included), and medians are reported. PyTorch keeps its own
+warm-up (JIT compilation included), and medians are reported; each layer's rounds are
+spread over ``--passes`` passes over all the layers (``PASSES``), so that a burst of other
+work meets a part of them only. PyTorch keeps its own
 OpenMP settings, whose idle workers spin for a few milliseconds after its round: before
 every round of ours the benchmark waits ``SETTLE_S`` (busy, so that this core does not
 idle). Without that wait the engine's dense conv, the first of our round, ran beside two
@@ -54,7 +56,9 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
@@ -71,6 +75,13 @@ QUIET_S = 0.005
 SETTLE_MAX_S = 0.05  # ... but no longer than this in all
 HOT_S = 0.001  # then our pool's workers kept busy this long before the round
 WARM_S = 0.05  # and this long before ``thread_scaling`` measures
+# Each layer's rounds are spread over this many passes over all the layers (``main``), so
+# that a burst of other work on the machine, which may last longer than one layer's
+# rounds, meets a part of each layer's rounds only: in one of ten runs of the version with
+# row tiles, all in one pass, CaffeNet conv3's batch-1 rows (whose 15 rounds take ~0.15 s)
+# had medians of up to 4.4x their usual (channel pruning at 1/4.8: 1.62 ms against
+# 0.37-0.39 ms in the nine others), PyTorch's beside them as usual.
+PASSES = 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,15 +90,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="two layers, fewer rows and repeats")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds (median)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="spread each layer's rounds over this many passes over all layers")
     p.add_argument("--plot", default=str(REPO / "benchmarks/results/kernel_speed.png"))
     p.add_argument("--table", default=str(REPO / "benchmarks/results/kernel_speed.md"),
                    help="Markdown table of the rows")
     p.add_argument("--no-torch", action="store_true", help="time the minidnn kernels only")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.threads < 1 or (args.repeats or 1) < 1:
-        p.error("--threads and --repeats must be positive")
+    if args.threads < 1 or (args.repeats or 1) < 1 or (args.passes or 1) < 1:
+        p.error("--threads, --repeats and --passes must be positive")
     args.repeats = args.repeats or (5 if args.quick else 15)
+    args.passes = min(args.passes or (1 if args.quick else PASSES), args.repeats)
     return args
 
 
@@ -287,13 +301,30 @@ def warm_up_pool(step, seconds: float = HOT_S) -> None:
         step()
 
 
-def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[dict]:
-    """One row per case of ``shape`` at ``batch``: medians of interleaved rounds."""
+@dataclass
+class LayerTiming:
+    """One layer at one batch size: its input, its runs (the engine's dense conv first, then
+    the cases'), PyTorch's shapes, and every timed round so far, ours and PyTorch's."""
+
+    shape: Any
+    batch: int
+    x: Any
+    cases: list
+    runs: list
+    torch_shapes: list
+    torch_index: dict
+    ours: list
+    theirs: list
+
+
+def prepare_layer(shape, batch: int, quick: bool,
+                  torch_side: TorchWorker | None) -> LayerTiming:
+    """The cases of ``shape`` at ``batch`` (fewer with ``quick``), warmed up: JIT compilation, packed caches,
+    first-touch allocations, and the structured kinds' timed choice of algorithm, which
+    is made here, once, on a quiet machine (PyTorch's workers asleep)."""
     import numpy as np
 
-    from kernels.compact_conv import other_layer
-
-    dense, cases = layer_cases(shape, args.quick)
+    dense, cases = layer_cases(shape, quick)
     f, c, k, _ = shape.weight_shape
     x = np.random.default_rng(1).standard_normal(
         (batch, c, shape.input_size, shape.input_size)).astype(np.float32)
@@ -306,42 +337,63 @@ def time_layer(shape, batch: int, args, torch_side: TorchWorker | None) -> list[
             if w_shape is not None:
                 torch_index[i] = len(torch_shapes)
                 torch_shapes.append([[batch, w_shape[1], *x.shape[2:]], list(w_shape)] + geometry)
-        torch_side.setup(torch_shapes)
-    if torch_side:  # its setup just warmed its convs up: let its workers stop spinning
         settle(torch_side.proc.pid)
-    for run in runs:  # warm-up: JIT compilation, packed caches, first-touch allocations, and
-        run(x)  # the structured kinds' timed choice of algorithm, so it must see a quiet machine
-    ours = [[] for _ in runs]
-    theirs = [[] for _ in torch_shapes]
-    for _ in range(args.repeats):
+    for run in runs:
+        run(x)
+    return LayerTiming(shape, batch, x, cases, runs, torch_shapes, torch_index,
+                       [[] for _ in runs], [[] for _ in torch_shapes])
+
+
+def time_rounds(layer: LayerTiming, rounds: int, torch_side: TorchWorker | None) -> None:
+    """``rounds`` more interleaved rounds of ``layer``: PyTorch's convs set up (its workers
+    then left to fall asleep), one untimed call of each of our runs (the caches hold the
+    layer timed before), then per round our runs one after the other and PyTorch's round."""
+    from kernels.compact_conv import other_layer
+
+    if torch_side:
+        torch_side.setup(layer.torch_shapes)  # it warms its convs up: let its workers sleep
+        settle(torch_side.proc.pid)
+    for run in layer.runs:
+        run(layer.x)
+    for _ in range(rounds):
         if torch_side:
             settle(torch_side.proc.pid)
         warm_up_pool(other_layer)
-        for times, run in zip(ours, runs):
+        for times, run in zip(layer.ours, layer.runs):
             start = time.perf_counter()
-            run(x)
+            run(layer.x)
             times.append(1e3 * (time.perf_counter() - start))
         if torch_side:
-            for times, ms in zip(theirs, torch_side.round()):
+            for times, ms in zip(layer.theirs, torch_side.round()):
                 times.append(ms)
-    dense_ms = statistics.median(ours[0])
-    torch_dense = statistics.median(theirs[0]) if theirs else None
+
+
+def layer_rows(layer: LayerTiming) -> list[dict]:
+    """One row per case of ``layer``: medians of all its rounds."""
+    shape, batch = layer.shape, layer.batch
+    dense_ms = statistics.median(layer.ours[0])
+    torch_dense = statistics.median(layer.theirs[0]) if layer.theirs else None
     rows = []
-    for i, ((meta, _, ratio, _), times) in enumerate(zip(cases, ours[1:])):
+    for i, ((meta, run, ratio, _), times) in enumerate(zip(layer.cases, layer.ours[1:])):
         compact_ms = statistics.median(times)
         speedup = dense_ms / compact_ms
         rows.append({
             "layer": shape.name, **meta, "keep": round(1 / ratio, 4), "batch": batch,
-            "groups": shape.groups, "kernel": kernel_name(cases[i][1]),
+            "groups": shape.groups, "kernel": kernel_name(run),
             "macs": shape.macs(batch) // shape.groups,
             "dense_ms": round(dense_ms, 4), "compact_ms": round(compact_ms, 4),
             "speedup": round(speedup, 3), "flop_ratio": round(ratio, 3),
             "efficiency": round(speedup / ratio, 3),
             "torch_dense_ms": None if torch_dense is None else round(torch_dense, 4),
-            "torch_compact_ms": (round(statistics.median(theirs[torch_index[i]]), 4)
-                                 if i in torch_index else None),
+            "torch_compact_ms": (round(statistics.median(layer.theirs[layer.torch_index[i]]), 4)
+                                 if i in layer.torch_index else None),
         })
     return rows
+
+
+def split_rounds(repeats: int, passes: int) -> list[int]:
+    """``repeats`` rounds as evenly as they go over ``passes`` passes, the larger first."""
+    return [repeats // passes + (i < repeats % passes) for i in range(passes)]
 
 
 def totals(rows: list[dict]) -> list[dict]:
@@ -543,6 +595,7 @@ def environment(args, worker: TorchWorker | None) -> dict:
         "blas": blas,
         "torch_version": worker.info["version"] if worker else None,
         "repeats": args.repeats,
+        "passes": args.passes,
         "quick": args.quick,
         "tiles": tiles_info(),
         **machine_info(),
@@ -589,11 +642,17 @@ def main(args) -> dict:
     rows = []
     try:
         scaling = {"before": thread_scaling()}
-        for shape in layers(args.quick):
-            for batch in (1, 8):
-                rows += time_layer(shape, batch, args, worker)
-                print(f"{shape.name} batch {batch}: dense {rows[-1]['dense_ms']:.2f} ms",
-                      file=sys.stderr)
+        timings = [prepare_layer(shape, batch, args.quick, worker)
+                   for shape in layers(args.quick) for batch in (1, 8)]
+        for n, rounds in enumerate(split_rounds(args.repeats, args.passes)):
+            for layer in timings:
+                time_rounds(layer, rounds, worker)
+            print(f"pass {n + 1} of {args.passes}: {rounds} rounds of each layer",
+                  file=sys.stderr)
+        for layer in timings:
+            rows += layer_rows(layer)
+            print(f"{layer.shape.name} batch {layer.batch}: dense {rows[-1]['dense_ms']:.2f} ms",
+                  file=sys.stderr)
         scaling["after"] = thread_scaling()
         print(f"one thread's time over {args.threads} threads' (before, after): "
               f"{scaling['before']}, {scaling['after']}", file=sys.stderr)

@@ -1,5 +1,5 @@
 """benchmarks/kernel_speed.py: the wait for PyTorch's workers before each round of ours,
-and the probe of what the other cores give.
+the probe of what the other cores give, and the rounds spread over passes.
 
 A fake clock and a fake CPU counter stand in for the real ones, so nothing is timed here.
 """
@@ -92,3 +92,50 @@ def test_tiles_info_says_which_tile_tables_are_on(monkeypatch):
     assert info["isa"] == tap_conv._ISA
     monkeypatch.setattr(tap_conv, "ROW_COST", {})
     assert kernel_speed.tiles_info()["row_tiles"] is False
+
+
+def test_rounds_go_over_passes_and_rows_take_the_median_of_all(monkeypatch):
+    calls = []
+    queued = {"dense": [], "case": []}  # the milliseconds each next call takes
+
+    class Shape:
+        name, groups, weight_shape, input_size, stride, padding = "toy", 1, (4, 2, 3, 3), 5, 1, 1
+
+        def macs(self, batch):
+            return 100 * batch
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self):
+            return self.now
+
+    clock = Clock()
+
+    def run(name):
+        def call(x):
+            calls.append(name)
+            clock.now += (queued[name].pop(0) if queued[name] else 0.0) / 1e3
+        return call
+
+    monkeypatch.setattr(kernel_speed, "layer_cases", lambda shape, quick: (run("dense"), [
+        ({"kind": "filter", "keep_label": "1/2", "sparsity": None}, run("case"), 2.0, None)]))
+    monkeypatch.setattr(kernel_speed, "kernel_name", lambda run: "toy kernel")
+    monkeypatch.setattr(kernel_speed, "warm_up_pool", lambda step: calls.append("pool"))
+    monkeypatch.setattr(kernel_speed, "time", clock)
+    layer = kernel_speed.prepare_layer(Shape(), 2, False, None)
+    assert calls == ["dense", "case"] and layer.x.shape == (2, 2, 5, 5)  # the warm-up
+    assert kernel_speed.split_rounds(5, 2) == [3, 2] and kernel_speed.split_rounds(4, 4) == [1] * 4
+    times = {"dense": [8.0, 9.0, 100.0, 8.5, 7.0], "case": [2.0, 2.5, 50.0, 3.0, 1.0]}
+    for rounds in kernel_speed.split_rounds(5, 2):
+        calls.clear()
+        for name in queued:  # each pass: one untimed call of each run, then its rounds
+            queued[name] = [0.0] + times[name][:rounds]
+            times[name] = times[name][rounds:]
+        kernel_speed.time_rounds(layer, rounds, None)
+        assert calls == ["dense", "case"] + ["pool", "dense", "case"] * rounds
+    assert [len(t) for t in layer.ours] == [5, 5]
+    (row,) = kernel_speed.layer_rows(layer)
+    # medians over both passes: the burst (100 and 50 ms) in one round does not count
+    assert row["dense_ms"] == 8.5 and row["compact_ms"] == 2.5
+    assert row["speedup"] == 3.4 and row["efficiency"] == 1.7 and row["kernel"] == "toy kernel"
