@@ -62,7 +62,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
-from _common import Worker, limit_blas, machine_info, pin_threads, torch_available  # noqa: E402
+from _common import (Worker, limit_blas, machine_info, pin_threads, steady_malloc,  # noqa: E402
+                     torch_available)
 
 KEEPS = (("1/2", 1 / 2), ("1/4.8", 1 / 4.8), ("1/13.2", 1 / 13.2))
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -212,10 +213,11 @@ def torch_worker(threads: int) -> None:
     convolutions (and warms them up); "round" times each once and returns milliseconds."""
     import torch
 
+    steady = steady_malloc()
     torch.set_num_threads(threads)
     convs = []
-    print(json.dumps({"version": torch.__version__, "threads": torch.get_num_threads()}),
-          flush=True)
+    print(json.dumps({"version": torch.__version__, "threads": torch.get_num_threads(),
+                      "steady_malloc": steady}), flush=True)
     for line in sys.stdin:
         if line.strip() == "round":
             out = []
@@ -630,6 +632,7 @@ def scaling_note(scaling: dict[str, float], threads: int, share: float = 0.75) -
 
 def main(args) -> dict:
     pin_threads(args.threads)
+    steady = steady_malloc()  # in PyTorch's worker too: large blocks reused, not remapped
     # PyTorch starts first, with the environment as given; then ours, whose OpenMP and
     # OpenBLAS workers sleep soon after each call (kernels._dispatch sets OMP_WAIT_POLICY
     # and OPENBLAS_THREAD_TIMEOUT before Numba and NumPy load).
@@ -656,7 +659,9 @@ def main(args) -> dict:
         scaling["after"] = thread_scaling()
         print(f"one thread's time over {args.threads} threads' (before, after): "
               f"{scaling['before']}, {scaling['after']}", file=sys.stderr)
-        env = {**environment(args, worker), "thread_scaling": scaling}
+        env = {**environment(args, worker), "thread_scaling": scaling,
+               "steady_malloc": {"ours": steady,
+                                 "torch": worker.info.get("steady_malloc") if worker else None}}
         note = scaling_note(scaling, args.threads)
         if note:
             print(note, file=sys.stderr)

@@ -48,3 +48,33 @@ def test_limit_blas_sets_the_blas_pools():
         _common.limit_blas(1)
         blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
         assert blas and all(p["num_threads"] == 1 for p in blas)
+
+
+FAULTS = """
+import resource, sys
+sys.path.insert(0, {bench!r})
+import numpy as np
+import _common
+steady = _common.steady_malloc() if sys.argv[1] == "steady" else False
+np.ones(8 << 20, dtype=np.uint8)  # 8 MB, mapped and freed (or kept, when steady)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+np.ones(8 << 20, dtype=np.uint8)  # the same size again
+print(steady, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_steady_malloc_reuses_large_blocks_instead_of_mapping_them_again():
+    import subprocess
+
+    script = FAULTS.format(bench=str(Path(_common.__file__).parent))
+    faults = {}
+    for mode in ("default", "steady"):
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True,
+                              text=True, check=True)
+        steady, count = done.stdout.split()
+        faults[mode] = int(count)
+        assert steady == str(mode == "steady")
+    # by default the second 8 MB are mapped afresh: hundreds of page faults here (fewer
+    # than its 2048 pages of 4 KiB, the kernel maps some ahead); reused when steady
+    assert faults["default"] >= 50 and faults["steady"] <= faults["default"] // 5, faults
