@@ -321,9 +321,10 @@ class LayerTiming:
 
 def prepare_layer(shape, batch: int, quick: bool,
                   torch_side: TorchWorker | None) -> LayerTiming:
-    """The cases of ``shape`` at ``batch`` (fewer with ``quick``), warmed up: JIT compilation, packed caches,
-    first-touch allocations, and the structured kinds' timed choice of algorithm, which
-    is made here, once, on a quiet machine (PyTorch's workers asleep)."""
+    """The cases of ``shape`` at ``batch`` (fewer with ``quick``), warmed up: JIT
+    compilation, packed caches, first-touch allocations, and the structured kinds' timed
+    choice of algorithm, which is made here, once, on a quiet machine (PyTorch's workers
+    asleep)."""
     import numpy as np
 
     dense, cases = layer_cases(shape, quick)

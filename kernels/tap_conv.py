@@ -154,8 +154,9 @@ MIX_MARGIN = 0.12
 # vectors). Its pixels need not be neighbours in a row, so the tiles run over the real
 # output pixels only: no junk pixel at the end of each row and no tile tail past the end
 # (a 13x13 output's 169 pixels in 174 slots, against 192). Each task adds the bias and
-# stores its tile (as scalars out of the vector sums) straight into the output, those of
-# its filters and pixels that are real: no wide buffer and no crop pass (the crop took
+# stores its tile straight into the output (a whole tile: its sums transposed in
+# registers into each filter's run of consecutive pixels; the last tiles: as scalars),
+# those of its filters and pixels that are real: no wide buffer and no crop pass (the crop took
 # 8-10% of a CaffeNet conv keeping 1/13.2, 23% of LeNet-5 conv2's, development timing of
 # the parts of one call). The price of one filter-pixel is
 # on the scale of ``TILE_COSTS``: development test on the AVX2 (znver3) machine, the whole
