@@ -297,6 +297,18 @@ def _priced_plan(n_filters: int, run: int, costs: dict[tuple[int, int], float] |
     return best, plan
 
 
+def _cheapest(costs: dict[tuple[int, int], float], n_filters: int, n_pixels: int,
+              shapes: list[tuple[int, int]] | None = None) -> tuple[float, tuple | None]:
+    """``(price, shape)`` of the cheapest of ``shapes`` (default: all of ``costs``) for
+    ``n_filters`` filters over ``n_pixels`` real output pixels, priced as ``_tiles_cost``
+    (the first of equals wins); ``(inf, None)`` where there is none."""
+    shapes = list(costs) if shapes is None else shapes
+    if not shapes:
+        return float("inf"), None
+    shape = min(shapes, key=lambda s: _tiles_cost(s, n_filters, n_pixels, costs))
+    return _tiles_cost(shape, n_filters, n_pixels, costs), shape
+
+
 def lane_shape(n_filters: int, run: int, n_pixels: int,
                costs: dict[tuple[int, int], float] | None = None, mixes: tuple | None = None,
                lane_costs: dict[tuple[int, int], float] | None = None) -> tuple[int, int] | None:
@@ -305,12 +317,11 @@ def lane_shape(n_filters: int, run: int, n_pixels: int,
     where ``tile_plan``'s pixel tiles cost less. A lane tile is priced like a pixel tile,
     filter slots times pixel slots times its cost, but over the real pixels only. The
     tables default to this CPU's (``PIXEL_COST``, ``PIXEL_MIXES``, ``LANE_COST``)."""
-    lane_costs = LANE_COST if lane_costs is None else lane_costs
-    if not lane_costs:
+    price, shape = _cheapest(LANE_COST if lane_costs is None else lane_costs, n_filters,
+                             n_pixels)
+    if shape is None:
         return None
-    best = _priced_plan(n_filters, run, costs, mixes)[0]
-    shape = min(lane_costs, key=lambda s: _tiles_cost(s, n_filters, n_pixels, lane_costs))
-    return shape if _tiles_cost(shape, n_filters, n_pixels, lane_costs) < best else None
+    return shape if price < _priced_plan(n_filters, run, costs, mixes)[0] else None
 
 
 def row_shape(n_filters: int, run: int, n_pixels: int, ow: int, width: int,
@@ -324,15 +335,16 @@ def row_shape(n_filters: int, run: int, n_pixels: int, ow: int, width: int,
     row tile is priced like a lane tile: filter slots times the pixel slots of its tiles
     times its cost. The tables default to this CPU's."""
     row_costs = ROW_COST if row_costs is None else row_costs
-    lane_costs = LANE_COST if lane_costs is None else lane_costs
-    shapes = [s for s in row_costs if s[1] <= n_pixels and s[1] % width == 0]
-    if ow % width or not shapes:
+    if ow % width:
         return None
-    best = _priced_plan(n_filters, run, costs, mixes)[0]
-    for shape in lane_costs:
-        best = min(best, _tiles_cost(shape, n_filters, n_pixels, lane_costs))
-    shape = min(shapes, key=lambda s: _tiles_cost(s, n_filters, n_pixels, row_costs))
-    return shape if _tiles_cost(shape, n_filters, n_pixels, row_costs) < best else None
+    price, shape = _cheapest(row_costs, n_filters, n_pixels, [
+        s for s in row_costs if s[1] <= n_pixels and s[1] % width == 0])
+    if shape is None:
+        return None
+    lane_price = _cheapest(LANE_COST if lane_costs is None else lane_costs, n_filters,
+                           n_pixels)[0]
+    best = min(_priced_plan(n_filters, run, costs, mixes)[0], lane_price)
+    return shape if price < best else None
 
 
 # Tasks go pixels first when a tile reads this many different input rows (kept taps'
