@@ -1,11 +1,12 @@
 # make test: install what the tests need (Fashion-MNIST included) and run the suite.
 # make demo: the main job (train LeNet-5 on Fashion-MNIST, prune, retrain, report).
+# make tutorials: run the notebooks in tutorials/ and store their outputs.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # numba threads + BLAS threads must not exceed the cores (2 here)
 export NUMBA_NUM_THREADS ?= 2
 
-.PHONY: install install-test data test demo bench clean
+.PHONY: install install-test data test demo bench tutorials clean
 
 install:
 	$(PIP) install -q -e .
@@ -25,6 +26,10 @@ test: install-test data
 
 demo: install data
 	$(PYTHON) -m admm demo --out runs/demo
+
+# the tutorial notebooks on their full budget, outputs stored in them (no Jupyter needed)
+tutorials: install data
+	$(PYTHON) tutorials/run.py --write tutorials/*.ipynb
 
 bench: install
 	$(PYTHON) benchmarks/train_speed.py --json

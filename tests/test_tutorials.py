@@ -1,0 +1,145 @@
+"""The tutorial notebooks run end to end on the test budget, and their runner works.
+
+Each notebook runs through ``tutorials/run.py`` (no Jupyter) with
+``MINIDNN_TUTORIAL_BUDGET=small``; its own ``assert`` cells check what it demonstrates
+(exact projections, compact outputs equal to the masked model's, masks that hold), and
+the tests below check what it computed against what the text says it shows.
+"""
+import ast
+import base64
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidnn.data import load_fashion_mnist
+from minidnn.data.errors import DataNotFoundError
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("tutorial_runner", TUTORIALS / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run = _runner()
+
+
+def test_there_are_three_numbered_notebooks():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_valid_and_imports_minidnn_first(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["nbformat"] == 4
+    cells = run.code_cells(notebook)
+    assert cells and notebook["cells"][0]["cell_type"] == "markdown"
+    for cell in cells:
+        ast.parse(run.source(cell))  # every code cell is Python
+    first = run.source(cells[0]).lstrip().splitlines()[0]
+    assert first.startswith("import minidnn"), first
+    ids = [cell["id"] for cell in notebook["cells"]]
+    assert len(set(ids)) == len(ids)
+
+
+def test_projections_notebook_small():
+    ns = run.run_notebook(TUTORIALS / "01_projections.ipynb", small=True)
+    # the schedule the text recommends wins most problems, the slow one loses most
+    assert ns["wins"][1.0, 1.1] >= 30, ns["wins"]
+    assert ns["wins"][0.3, 1.05] < ns["wins"][1.0, 1.1]
+    assert ns["residuals"][-1] < 0.1 * ns["residuals"][0]
+    assert os.environ.get(run.BUDGET_ENV) is None  # the budget is not left behind
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    try:
+        load_fashion_mnist("test")
+    except DataNotFoundError as exc:  # make test installs it; a bare pytest run may not have it
+        pytest.skip(f"Fashion-MNIST not installed: {exc}")
+
+
+@pytest.mark.slow
+def test_admm_notebook_small(fashion):
+    ns = run.run_notebook(TUTORIALS / "02_admm_lenet5.ipynb", small=True)
+    assert ns["SMALL"] and len(ns["pruner"].history) == ns["ROUNDS"]
+    assert ns["dense_acc"] > 0.6 and ns["admm_acc"] > 0.6 and ns["mag_acc"] > 0.6
+    # the paper's observation the text states: ADMM loses less at the hard pruning
+    assert ns["admm_hard"] > ns["mag_hard"]
+    state = ns["model"].state_dict()
+    for name, mask in ns["masks"].items():
+        assert not np.any(state[name][~mask.astype(bool)])
+    assert ns["stats"]["conv_mac_reduction"] > 4
+
+
+@pytest.mark.slow
+def test_compaction_notebook_small():
+    ns = run.run_notebook(TUTORIALS / "03_compaction_and_speed.ipynb", small=True)
+    assert {r["kind"] for r in ns["rows"]} == {"filter", "channel", "column"}
+    assert all(r["speedup"] > 0 and r["flop_ratio"] > 1 for r in ns["rows"])
+    assert [round(d, 2) for d, _ in ns["sparse_rows"]] == [0.3, 0.1, 0.02]
+    assert [r["name"] for r in ns["model_rows"]] == ["filter", "channel"]
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    cells = [{"cell_type": "markdown", "id": "m", "metadata": {}, "source": ["# t"]}]
+    cells += [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None,
+               "outputs": [], "source": s} for i, s in enumerate(sources)]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+def test_runner_collects_text_figures_and_values(tmp_path, capsys):
+    path = _notebook(
+        tmp_path / "t.ipynb",
+        "import os\nprint('hello')\nbudget = os.environ.get('MINIDNN_TUTORIAL_BUDGET')\n"
+        "here = os.getcwd()",
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n41 + 1",
+        "from matplotlib.figure import Figure\nfig = Figure()\nfig.subplots().plot([0, 1])\nfig",
+        "x = None\nx")
+    ns = run.run_notebook(path, small=True, write=True)
+    assert ns["budget"] == "small" and ns["here"] == str(tmp_path)
+    assert os.environ.get(run.BUDGET_ENV) is None
+    assert os.getcwd() != str(tmp_path)
+    assert "hello" in capsys.readouterr().out
+    cells = run.code_cells(json.loads(path.read_text()))
+    kinds = [[o["output_type"] for o in cell["outputs"]] for cell in cells]
+    assert kinds == [["stream"], ["display_data", "execute_result"], ["display_data"], []]
+    assert cells[0]["outputs"][0]["text"] == ["hello\n"]
+    assert cells[1]["outputs"][1]["data"]["text/plain"] == ["42"]
+    png = cells[2]["outputs"][0]["data"]["image/png"]
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [cell["execution_count"] for cell in cells] == [1, 2, 3, 4]
+
+
+def test_runner_error_names_the_cell_and_restores_state(tmp_path, monkeypatch):
+    monkeypatch.setenv(run.BUDGET_ENV, "full")
+    path = _notebook(tmp_path / "bad.ipynb", "a = 1", "raise RuntimeError('boom')")
+    before = path.read_text()
+    with pytest.raises(RuntimeError, match="boom") as info:
+        run.run_notebook(path, small=True, write=True)
+    assert "bad.ipynb, code cell 2" in _filenames(info.value.__traceback__)
+    assert os.environ[run.BUDGET_ENV] == "full"
+    assert path.read_text() == before  # nothing written after a failure
+
+
+def _filenames(tb) -> list[str]:
+    names = []
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return names
+
+
+def test_runner_cli_rejects_a_missing_notebook(tmp_path):
+    with pytest.raises(SystemExit):
+        run.main([str(tmp_path / "missing.ipynb")])
