@@ -32,8 +32,8 @@ def _runner():
 run = _runner()
 
 
-def test_there_are_three_numbered_notebooks():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_"]
+def test_there_are_four_numbered_notebooks():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -87,6 +87,20 @@ def test_compaction_notebook_small():
     assert all(r["speedup"] > 0 and r["flop_ratio"] > 1 for r in ns["rows"])
     assert [round(d, 2) for d, _ in ns["sparse_rows"]] == [0.3, 0.1, 0.02]
     assert [r["name"] for r in ns["model_rows"]] == ["filter", "channel"]
+
+
+@pytest.mark.slow
+def test_pipeline_notebook_small(fashion):
+    ns = run.run_notebook(TUTORIALS / "04_reproduction_pipeline.ipynb", small=True)
+    admm_row, magnitude_row = ns["admm_row"], ns["magnitude_row"]
+    assert (admm_row["method"], magnitude_row["method"]) == ("admm", "magnitude")
+    # the same pretraining (the cached dense model) and the same budget after it
+    assert admm_row["dense_accuracy"] == magnitude_row["dense_accuracy"]
+    assert admm_row["epochs"] == magnitude_row["epochs"]
+    assert ns["again"] == admm_row  # the resume found every phase done
+    assert [r["name"] for r in ns["results"]["runs"]] == ["demo_admm", "demo_magnitude"]
+    assert len(ns["full"]["runs"]) == 22
+    assert not ns["OUT"].exists()  # the notebook removes its scratch folder
 
 
 def _notebook(path: Path, *sources: str) -> Path:
