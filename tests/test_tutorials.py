@@ -173,3 +173,15 @@ def _filenames(tb) -> list[str]:
 def test_runner_cli_rejects_a_missing_notebook(tmp_path):
     with pytest.raises(SystemExit):
         run.main([str(tmp_path / "missing.ipynb")])
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"nbformat": 3, "cells": []}',
+                                     '{"nbformat": 4, "cells": [{"source": "x"}]}'])
+def test_runner_rejects_what_is_not_a_notebook(tmp_path, capsys, content):
+    path = tmp_path / "broken.ipynb"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="broken.ipynb"):
+        run.run_notebook(path)
+    with pytest.raises(SystemExit):
+        run.main([str(path)])
+    assert "broken.ipynb" in capsys.readouterr().err

@@ -31,6 +31,20 @@ from typing import Any
 BUDGET_ENV = "MINIDNN_TUTORIAL_BUDGET"
 
 
+def read_notebook(path: Path) -> dict[str, Any]:
+    """The notebook at ``path``; ValueError naming the file if it is not one (nbformat 4)."""
+    try:
+        notebook = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read it as a notebook: {exc}") from exc
+    if not (isinstance(notebook, dict) and notebook.get("nbformat") == 4
+            and isinstance(notebook.get("cells"), list)
+            and all(isinstance(c, dict) and "cell_type" in c and "source" in c
+                    for c in notebook["cells"])):
+        raise ValueError(f"{path}: not a Jupyter notebook of format 4 (a 'cells' list)")
+    return notebook
+
+
 def code_cells(notebook: dict[str, Any]) -> list[dict[str, Any]]:
     """The notebook's code cells, in order."""
     return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
@@ -106,7 +120,7 @@ def run_notebook(path: str | os.PathLike, small: bool = False, write: bool = Fal
 
     matplotlib.use("Agg")
     path = Path(path).resolve()
-    notebook = json.loads(path.read_text())
+    notebook = read_notebook(path)
     namespace: dict[str, Any] = {"__name__": "__main__"}
     previous_env, previous_dir = os.environ.get(BUDGET_ENV), os.getcwd()
     if small:
@@ -142,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     for nb in args.notebooks:
         if not Path(nb).is_file():
             p.error(f"no such notebook: {nb}")
+        try:
+            read_notebook(Path(nb))
+        except ValueError as exc:
+            p.error(str(exc))
     for nb in args.notebooks:
         t0 = time.perf_counter()
         run_notebook(nb, small=args.small, write=args.write)
