@@ -32,8 +32,8 @@ def _runner():
 run = _runner()
 
 
-def test_there_are_four_numbered_notebooks():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_"]
+def test_there_are_five_numbered_notebooks():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["00_", "01_", "02_", "03_", "04_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -59,11 +59,20 @@ def test_notebook_is_valid_and_imports_minidnn_first(path):
 
 # a line that only the full budget prints, per notebook
 FULL_BUDGET_MARK = {
+    "00_engine.ipynb": "the hook ran 3 times",  # (one budget only)
     "01_projections.ipynb": "rho 0.3  x1.05",  # (one budget only)
     "02_admm_lenet5.ipynb": "60000 training images",
     "03_compaction_and_speed.ipynb": "50% sparse",
     "04_reproduction_pipeline.ipynb": "train_subset: 20000",
 }
+
+
+def test_engine_notebook():
+    ns = run.run_notebook(TUTORIALS / "00_engine.ipynb", small=True)
+    np.testing.assert_allclose(ns["z"].grad, 1 / (1 + np.exp(-np.linspace(-3, 3, 7))))
+    assert np.allclose(ns["by_hand"], ns["engine"], atol=1e-5)
+    assert len(ns["seen"]) == 3 and all(g > 1e-3 for g in ns["seen"])  # the hook ran, then left
+    assert not ns["opt"]._pre_hooks
 
 
 def test_projections_notebook_small():
