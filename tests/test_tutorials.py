@@ -145,8 +145,12 @@ def test_runner_collects_text_figures_and_values(tmp_path, capsys):
         "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n41 + 1",
         "from matplotlib.figure import Figure\nfig = Figure()\nfig.subplots().plot([0, 1])\nfig",
         "x = None\nx")
+    import matplotlib.pyplot as plt
+
+    plt.figure()  # open before the notebook: not one of its outputs
     ns = run.run_notebook(path, small=True, write=True)
     assert ns["budget"] == "small" and ns["here"] == str(tmp_path)
+    assert not plt.get_fignums()
     assert os.environ.get(run.BUDGET_ENV) is None
     assert os.getcwd() != str(tmp_path)
     assert "hello" in capsys.readouterr().out
@@ -155,6 +159,7 @@ def test_runner_collects_text_figures_and_values(tmp_path, capsys):
     assert kinds == [["stream"], ["display_data", "execute_result"], ["display_data"], []]
     assert cells[0]["outputs"][0]["text"] == ["hello\n"]
     assert cells[1]["outputs"][1]["data"]["text/plain"] == ["42"]
+    assert cells[1]["outputs"][1]["execution_count"] == 2
     png = cells[2]["outputs"][0]["data"]["image/png"]
     assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
     assert [cell["execution_count"] for cell in cells] == [1, 2, 3, 4]

@@ -66,10 +66,12 @@ def _image(fig: Any) -> dict[str, Any]:
                                                      ["<Figure>"]}, "metadata": {}}
 
 
-def run_cell(code: str, namespace: dict[str, Any], name: str) -> list[dict[str, Any]]:
+def run_cell(code: str, namespace: dict[str, Any], name: str, count: int | None = None
+             ) -> list[dict[str, Any]]:
     """Run one cell's code in ``namespace``; return its outputs in the notebook format
     (the printed text, then the figures; a last expression that is not ``None`` is shown
-    as Jupyter shows it). An error propagates, naming the cell."""
+    as Jupyter shows it, its execution count ``count``). An error propagates, naming the
+    cell; figures left open before the cell are the caller's to close."""
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
@@ -85,10 +87,14 @@ def run_cell(code: str, namespace: dict[str, Any], name: str) -> list[dict[str, 
             return text.write(s)
 
     value = None
-    with contextlib.redirect_stdout(Tee()):
-        exec(compile(tree, name, "exec"), namespace)
-        if last is not None:
-            value = eval(compile(last, name, "eval"), namespace)
+    try:
+        with contextlib.redirect_stdout(Tee()):
+            exec(compile(tree, name, "exec"), namespace)
+            if last is not None:
+                value = eval(compile(last, name, "eval"), namespace)
+    except BaseException:
+        plt.close("all")  # the next run starts without this cell's figures
+        raise
     outputs: list[dict[str, Any]] = []
     if text.getvalue():
         outputs.append({"output_type": "stream", "name": "stdout",
@@ -101,7 +107,7 @@ def run_cell(code: str, namespace: dict[str, Any], name: str) -> list[dict[str, 
             outputs.append(_image(value))
     elif value is not None:
         print(repr(value))
-        outputs.append({"output_type": "execute_result", "execution_count": None,
+        outputs.append({"output_type": "execute_result", "execution_count": count,
                         "data": {"text/plain": repr(value).splitlines(keepends=True)},
                         "metadata": {}})
     return outputs
@@ -119,6 +125,9 @@ def run_notebook(path: str | os.PathLike, small: bool = False, write: bool = Fal
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")  # figures of whatever ran before are not this notebook's
     path = Path(path).resolve()
     notebook = read_notebook(path)
     namespace: dict[str, Any] = {"__name__": "__main__"}
@@ -129,7 +138,7 @@ def run_notebook(path: str | os.PathLike, small: bool = False, write: bool = Fal
         os.chdir(path.parent)
         for i, cell in enumerate(code_cells(notebook), start=1):
             t0 = time.perf_counter()
-            outputs = run_cell(source(cell), namespace, f"{path.name}, code cell {i}")
+            outputs = run_cell(source(cell), namespace, f"{path.name}, code cell {i}", i)
             print(f"[{path.name}: cell {i} ran in {time.perf_counter() - t0:.1f} s]",
                   file=sys.stderr)
             cell["outputs"], cell["execution_count"] = outputs, i
