@@ -32,8 +32,8 @@ def _runner():
 run = _runner()
 
 
-def test_there_are_five_numbered_notebooks():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["00_", "01_", "02_", "03_", "04_"]
+def test_there_are_six_numbered_notebooks():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["00_", "01_", "02_", "03_", "04_", "05_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -64,6 +64,7 @@ FULL_BUDGET_MARK = {
     "02_admm_lenet5.ipynb": "60000 training images",
     "03_compaction_and_speed.ipynb": "50% sparse",
     "04_reproduction_pipeline.ipynb": "train_subset: 20000",
+    "05_layer_sensitivity.ipynb": "on 60000 images",
 }
 
 
@@ -126,6 +127,23 @@ def test_pipeline_notebook_small(fashion):
     assert [r["name"] for r in ns["results"]["runs"]] == ["demo_admm", "demo_magnitude"]
     assert len(ns["full"]["runs"]) == 22
     assert not ns["OUT"].exists()  # the notebook removes its scratch folder
+
+
+@pytest.mark.slow
+def test_sensitivity_notebook_small(fashion):
+    ns = run.run_notebook(TUTORIALS / "05_layer_sensitivity.ipynb", small=True)
+    curves, keeps = ns["curves"], ns["KEEPS"]
+    assert len(curves) == len(ns["CASES"]) and all(len(a) == len(keeps) for a in curves.values())
+    # pruning harder never helps much: each curve's last point is below its first
+    assert all(a[-1] < a[0] for a in curves.values())
+    # the rule of the text: each chosen keep is the smallest within the tolerance
+    for layer, entry in ns["chosen"].items():
+        accs = curves[layer, entry["kind"]]
+        fine = [k for k, a in zip(keeps, accs) if a >= ns["dense_acc"] - ns["TOLERANCE"]]
+        assert entry["keep"] == (min(fine) if fine else 1.0)
+    # the notebook leaves the model dense
+    state = ns["model"].state_dict()
+    assert all(np.array_equal(state[k], v) for k, v in ns["dense_state"].items())
 
 
 def _notebook(path: Path, *sources: str) -> Path:
