@@ -134,8 +134,10 @@ def test_sensitivity_notebook_small(fashion):
     ns = run.run_notebook(TUTORIALS / "05_layer_sensitivity.ipynb", small=True)
     curves, keeps = ns["curves"], ns["KEEPS"]
     assert len(curves) == len(ns["CASES"]) and all(len(a) == len(keeps) for a in curves.values())
-    # pruning harder never helps much: each curve's last point is below its first
-    assert all(a[-1] < a[0] for a in curves.values())
+    # pruning harder does not help: no curve ends above its start (by more than 1 pt),
+    # and most fall far (fc1's single weights may hold: a few tenths of a point)
+    assert all(a[-1] <= a[0] + 0.01 for a in curves.values())
+    assert sum(a[-1] < a[0] - 0.05 for a in curves.values()) >= 4
     # the rule of the text: each chosen keep is the smallest within the tolerance
     for layer, entry in ns["chosen"].items():
         accs = curves[layer, entry["kind"]]
