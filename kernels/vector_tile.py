@@ -95,19 +95,11 @@ def pixel_tile_py(filters: int, pixels: int) -> Callable[..., None]:
 
 
 def row_tile_py(filters: int, pixels: int) -> Callable[..., None]:
-    """The row tile in plain NumPy: what ``row_tile`` compiles."""
-
-    def tile(xs, wt, offs, pix, block, q0, bias, out):
-        """``out[block*filters + f, q0 + p] = bias[block*filters + f] + sum over t of
-        wt[block, t, f] * xs[offs[t] + pix[q0 + p]]`` for the tile's ``filters`` x
-        ``pixels``, the filters inside ``out`` only (its pixels must be)."""
-        cols = xs[offs[:, None] + pix[None, q0:q0 + pixels]]  # (taps, pixels)
-        f0 = block * filters
-        sums = wt[block].T @ cols + bias[f0:f0 + filters, None]
-        rows = out[f0:f0 + filters].shape[0]
-        out[f0:f0 + rows, q0:q0 + pixels] = sums[:rows]
-
-    return tile
+    """The row tile in plain NumPy: what ``row_tile`` compiles. It computes what the lane
+    tile computes (``lane_tile_py``): a vector read at ``pix[q0 + v * width]`` is the
+    ``width`` neighbouring pixels ``pix[q0 + v * width + i]``, and its pixels all lie
+    inside ``out``, so only the filters past ``out``'s rows are dropped."""
+    return lane_tile_py(filters, pixels)
 
 
 def lane_tile(filters: int, pixels: int) -> Callable[..., None]:
