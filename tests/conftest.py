@@ -25,3 +25,16 @@ def device(xp):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """Fashion-MNIST's (train, test) splits; the test skips where the files are not
+    installed (``make test`` installs them; a bare pytest run may not have them)."""
+    from minidnn.data import load_fashion_mnist
+    from minidnn.data.errors import DataNotFoundError
+
+    try:
+        return load_fashion_mnist("train"), load_fashion_mnist("test")
+    except DataNotFoundError as exc:
+        pytest.skip(f"Fashion-MNIST not installed: {exc}")

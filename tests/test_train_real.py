@@ -3,18 +3,9 @@ import numpy as np
 import pytest
 
 from minidnn import optim
-from minidnn.data import DataLoader, load_fashion_mnist
-from minidnn.data.errors import DataNotFoundError
+from minidnn.data import DataLoader
 from minidnn.models import LeNet5
 from minidnn.train import evaluate, fit
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    try:
-        return load_fashion_mnist("train"), load_fashion_mnist("test")
-    except DataNotFoundError as exc:  # make test installs it; a bare pytest run may not have it
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
 
 
 @pytest.mark.slow

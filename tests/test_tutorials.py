@@ -15,9 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minidnn.data import load_fashion_mnist
-from minidnn.data.errors import DataNotFoundError
-
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 
@@ -38,7 +35,7 @@ def test_there_are_six_numbered_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_valid_and_imports_minidnn_first(path):
-    notebook = json.loads(path.read_text())
+    notebook = run.read_notebook(path)
     assert notebook["nbformat"] == 4
     cells = run.code_cells(notebook)
     assert cells and notebook["cells"][0]["cell_type"] == "markdown"
@@ -83,14 +80,6 @@ def test_projections_notebook_small():
     assert ns["wins"][0.3, 1.05] < ns["wins"][1.0, 1.1]
     assert ns["residuals"][-1] < 0.1 * ns["residuals"][0]
     assert os.environ.get(run.BUDGET_ENV) is None  # the budget is not left behind
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    try:
-        load_fashion_mnist("test")
-    except DataNotFoundError as exc:  # make test installs it; a bare pytest run may not have it
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
 
 
 @pytest.mark.slow
