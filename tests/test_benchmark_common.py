@@ -30,7 +30,11 @@ def test_a_dead_worker_is_named_with_its_exit_code():
 
 def test_pin_threads_sets_every_pool_variable(monkeypatch):
     for var in _common.THREAD_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
+        # setenv first, so that monkeypatch restores a variable that was not set (delenv
+        # of a missing one records nothing, and pin_threads's value would outlive the test:
+        # Numba's pool then started with 3 threads and a later config reload failed)
+        monkeypatch.setenv(var, "1")
+        monkeypatch.delenv(var)
     _common.pin_threads(3)
     assert {os.environ[v] for v in _common.THREAD_VARIABLES} == {"3"}
     assert "NUMBA_NUM_THREADS" in _common.THREAD_VARIABLES
