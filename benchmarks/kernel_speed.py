@@ -9,17 +9,20 @@ through the kernels that suit it (``kernels.compact_conv``, ``kernels.tap_conv``
 ``kernels.sparse_conv``); the structured ones time their candidates on the first call
 for a shape and keep the fastest, and each row's ``kernel`` says which won:
 
-    filter     keep 1/2, 1/4.8, 1/13.2 of the filters    kn2row, gather-im2col + GEMM, or
-                                                         the blocked direct conv
+    filter     keep 1/2, 1/4.8, 1/13.2 of the filters    kn2row, gather-im2col + GEMM, the
+                                                         blocked direct conv, or Winograd's
+                                                         F(4x4, 3x3) / F(4x4, 5x5)
     channel    keep 1/2, 1/4.8, 1/13.2 of the channels   gather-im2col of the kept channels
-                                                         + GEMM, or the blocked direct conv
+                                                         + GEMM, the blocked direct conv, or
+                                                         Winograd's over the kept channels
     column     keep 1/2, 1/4.8, 1/13.2 of the columns    the same over the kept columns
     irregular  sparsity 50, 70, 80, 90, 95, 98%          direct sparse convolution (CSR)
 
 The masks are the ADMM projections of random weights (``admm.projections``). ``dense_ms``
 is the engine's own dense conv (``minidnn.nn.functional.conv2d``: im2col + GEMM) on the
 same input; ``flop_ratio`` is dense MACs / compact MACs, so ``efficiency = speedup /
-flop_ratio`` is 1 for an ideal kernel. CaffeNet splits conv2, conv4 and conv5 into 2
+flop_ratio`` is 1 for an ideal kernel (one that does the direct conv's multiply-adds;
+Winograd's does 4-6x fewer, so its rows can pass 1). CaffeNet splits conv2, conv4 and conv5 into 2
 groups: a row times one group's conv (``ConvShape.weight_shape`` on its half of the input
 channels) and ``totals`` counts such layers ``groups`` times, as both groups have the same
 shapes. With PyTorch installed, ``torch_dense_ms`` is its conv on the dense shape and
@@ -187,23 +190,28 @@ def layer_cases(shape, quick: bool, seed: int = 0) -> tuple:
 
 
 ALGORITHM_NAMES = {"kn2row": "kn2row", "gather": "gather-im2col + GEMM",
-                   "direct": "blocked direct conv"}
+                   "direct": "blocked direct conv", "winograd": "Winograd"}
 
 
 def kernel_name(run) -> str:
     """The kernel a case ran: the structured kernels pick theirs by timing (see
     ``kernels.compact_conv``), the irregular rows run the direct sparse conv. The blocked
-    direct conv says which tiles it ran (``TapPlan.describe``)."""
+    direct conv says which tiles it ran (``TapPlan.describe``), Winograd's its F(m x m,
+    r x r)."""
     from kernels.compact_conv import chosen_algorithms
     from kernels.tap_conv import TapPlan
+    from kernels.winograd import WinogradPlan
 
     packed = getattr(run, "packed", None)
     if packed is None:
         return "direct sparse conv"
-    names = [ALGORITHM_NAMES[a] for a in chosen_algorithms(packed)]
     tiles = sorted({v.describe() for v in packed._cache.values() if isinstance(v, TapPlan)})
-    return " / ".join(f"{name} ({', '.join(tiles)})" if name == ALGORITHM_NAMES["direct"]
-                      and tiles else name for name in names) or "?"
+    detail = {"direct": ", ".join(tiles)}
+    for plan in packed._cache.values():
+        if isinstance(plan, WinogradPlan):
+            detail["winograd"] = f"F({plan.m}x{plan.m}, {plan.r}x{plan.r})"
+    return " / ".join(f"{ALGORITHM_NAMES[a]} ({detail[a]})" if detail.get(a)
+                      else ALGORITHM_NAMES[a] for a in chosen_algorithms(packed)) or "?"
 
 
 # --- PyTorch in a worker process -----------------------------------------------------
@@ -459,10 +467,21 @@ def targets(rows: list[dict], stack: list[dict]) -> dict:
     structured8 = [r for r in rows if r["kind"] in STRUCTURED and r["batch"] == 8]
     worst = min(structured8, key=lambda r: r["efficiency"])
     with_torch = [r for r in rows if r["torch_compact_ms"] is not None]
+    winograd = [r for r in rows if "Winograd" in r["kernel"]]
+    others8 = [r for r in structured8 if r not in winograd]
+    worst_other = min(others8, key=lambda r: r["efficiency"]) if others8 else None
     return {
         "structured_batch8_min_efficiency (>= 0.85)": {
             "efficiency": worst["efficiency"],
             "row": f"{worst['layer']} {worst['kind']} keep {worst['keep_label']}"},
+        # Winograd does fewer multiplications than the MACs the FLOP ratio counts: its rows'
+        # efficiency can pass 1, so the lowest without them is reported too
+        "structured_batch8_min_efficiency_without_winograd_rows": None if worst_other is None
+        else {"efficiency": worst_other["efficiency"],
+              "row": f"{worst_other['layer']} {worst_other['kind']} keep "
+                     f"{worst_other['keep_label']}"},
+        "rows_run_by_winograd": [f"{r['layer']} {r['kind']} {r['keep_label']} b{r['batch']}"
+                                 for r in winograd],
         "caffenet_conv2_5_at_13.2x_speedup (>= 11)": {
             f"{t['kind']} batch {t['batch']}": t["speedup"] for t in stack
             if t["keep_label"] == "1/13.2"},
@@ -601,6 +620,7 @@ def environment(args, worker: TorchWorker | None) -> dict:
         "passes": args.passes,
         "quick": args.quick,
         "tiles": tiles_info(),
+        "winograd": winograd_info(),
         **machine_info(),
     }
 
@@ -615,6 +635,14 @@ def tiles_info() -> dict:
     return {"isa": tap_conv._ISA, "lane_tiles": bool(tap_conv.LANE_COST),
             "vector_tiles": any(s in tap_conv.VECTOR_TILES for s in tap_conv.PIXEL_COST),
             "row_tiles": bool(tap_conv.ROW_COST)}
+
+
+def winograd_info() -> bool:
+    """Whether Winograd's conv may be chosen for filter and channel pruning
+    (``MINIDNN_WINOGRAD``; ``kernels.winograd``)."""
+    from kernels import winograd
+
+    return winograd.ENABLED
 
 
 def scaling_note(scaling: dict[str, float], threads: int, share: float = 0.75) -> str | None:

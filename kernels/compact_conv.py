@@ -31,8 +31,12 @@ channel, so the pruned channels are never read. For a batch the Numba version bu
 
 The Numba versions of all three also have the register-blocked direct conv of
 ``kernels.tap_conv`` (stride 1), which needs neither an im2col buffer nor a short GEMM.
+Filter and channel pruning leave a dense conv, so their Numba versions also have
+Winograd's conv (``kernels.winograd``: float32, stride 1, 3x3 and 5x5 kernels), which
+does 4-6x fewer multiplications than any of the others; column pruning does not (its
+kept taps are scattered over the kernel, and a transformed kernel has none of its zeros).
 The first call for an input shape times the candidates (``FILTER_ALGORITHMS``,
-``GATHER_ALGORITHMS``; each timed call after ``other_layer``, a stand-in for the layer a
+``CHANNEL_ALGORITHMS``, ``GATHER_ALGORITHMS``; each timed call after ``other_layer``, a stand-in for the layer a
 model runs before a conv) and keeps the fastest, the direct conv unless another is more
 than ``PREFER_DIRECT_MARGIN`` faster; later calls with the same shape, stride, padding
 and bias array run the kept one without checks (``_remembered``).
@@ -52,6 +56,7 @@ from kernels.im2col import Geometry, IntPair, conv_geometry, window
 from kernels.packed import ChannelPacked, ColumnPacked, FilterPacked, Packed
 from kernels.tap_conv import TapPlan, check_bias, check_table, tap_plan
 from kernels.timing import interleaved_times
+from kernels.winograd import WinogradPlan, winograd_applies
 
 Run = Callable[[np.ndarray], np.ndarray]  # one algorithm, set up for one input shape
 
@@ -197,8 +202,9 @@ def _kn2row_numba(x: np.ndarray, packed: FilterPacked, b: np.ndarray, g: Geometr
     return out
 
 
-FILTER_ALGORITHMS = ("kn2row", "gather", "direct")
-GATHER_ALGORITHMS = ("gather", "direct")
+FILTER_ALGORITHMS = ("kn2row", "gather", "direct", "winograd")
+CHANNEL_ALGORITHMS = ("gather", "direct", "winograd")
+GATHER_ALGORITHMS = ("gather", "direct")  # column pruning's (no Winograd: see kernels.winograd)
 
 
 # The direct conv is kept unless another candidate's best time is this much lower: the
@@ -307,8 +313,11 @@ def _choose(op: str, packed: Packed, x: np.ndarray, g: Geometry, algorithm: str 
             raise ValueError(f"{op}: algorithm must be one of {allowed} or None, "
                              f"got {algorithm!r}")
         if algorithm not in runs:
-            raise ValueError(f"{op}: algorithm {algorithm!r} does not apply here "
-                             f"(stride {(g.sh, g.sw)}); it needs stride 1")
+            need = ("stride 1, float32 and a square kernel of size 3 or 5"
+                    if algorithm == "winograd" else "stride 1")
+            raise ValueError(f"{op}: algorithm {algorithm!r} does not apply here (stride "
+                             f"{(g.sh, g.sw)}, kernel {(g.kh, g.kw)}, {x.dtype}); it needs "
+                             f"{need}")
         return runs[algorithm](x)
     key = (op, "algorithm", x.shape, x.dtype.str, g)
     if key not in packed._cache:
@@ -353,11 +362,40 @@ def _direct_run(packed: Packed, matrix: np.ndarray, b: np.ndarray,
     return {"direct": _Direct(packed, matrix, g, b)}
 
 
+class _Winograd:
+    """Winograd's F(4x4, r x r) (``kernels.winograd``) on the packed dense weight: the
+    transformed weights are made on the first call and kept in ``packed``."""
+
+    def __init__(self, packed: Packed, channels: np.ndarray | None, g: Geometry,
+                 b: np.ndarray):
+        self.packed, self.channels, self.g, self.b = packed, channels, g, b
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        key = ("winograd", "plan")
+        plan = self.packed._cache.get(key)
+        if plan is None:
+            plan = self.packed._cache[key] = WinogradPlan.from_weight(self.packed.weight,
+                                                                      self.channels)
+        # the caller's bias, converted per call (it may change in place)
+        return plan.run(x, self.b.astype(np.float32, copy=False), self.g, self.packed._cache)
+
+
+def _winograd_run(packed: Packed, channels: np.ndarray | None, x: np.ndarray, b: np.ndarray,
+                  g: Geometry) -> dict[str, Run]:
+    """``{"winograd": ...}`` for a dense packed weight (filter or channel pruning's) where
+    ``kernels.winograd`` runs it (float32, stride 1, 3x3 or 5x5), else ``{}``."""
+    if packed.weight.dtype != np.float32 or not winograd_applies(packed.weight.shape, g,
+                                                                 x.dtype):
+        return {}
+    return {"winograd": _Winograd(packed, channels, g, b)}
+
+
 def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
                               bias: np.ndarray | None = None, stride: IntPair = 1,
                               padding: IntPair = 0, algorithm: str | None = None) -> np.ndarray:
-    """kn2row, gather-im2col of all columns + GEMM ``(F', C*kh*kw)``, or the blocked direct
-    conv of ``kernels.tap_conv`` (stride 1).
+    """kn2row, gather-im2col of all columns + GEMM ``(F', C*kh*kw)``, the blocked direct
+    conv of ``kernels.tap_conv`` (stride 1) or Winograd's conv (``kernels.winograd``:
+    float32, stride 1, 3x3 or 5x5 kernels).
 
     ``algorithm`` forces one of ``FILTER_ALGORITHMS``. By default they are timed on the
     first call for this input shape and the fastest is remembered in ``packed``; kn2row
@@ -378,6 +416,7 @@ def conv_filter_compact_numba(x: np.ndarray, packed: FilterPacked,
     if algorithm == "kn2row" or kn2row_pays(f, x.shape[2] * x.shape[3], g.oh * g.ow):
         runs["kn2row"] = lambda x: _kn2row_numba(x, packed, b, g)
     runs.update(_direct_run(packed, packed.matrix, b, g))
+    runs.update(_winograd_run(packed, None, x, b, g))
     return _choose(op, packed, x, g, algorithm, runs, FILTER_ALGORITHMS,
                    (bias, stride, padding, b))
 
@@ -522,8 +561,10 @@ def conv_column_compact_ref(x: np.ndarray, packed: ColumnPacked, bias: np.ndarra
 
 def _gather_or_direct(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray,
                       bias: np.ndarray | None, stride: IntPair, padding: IntPair,
-                      algorithm: str | None) -> np.ndarray:
-    """Gather-im2col + GEMM or the blocked direct conv, whichever is faster (or forced)."""
+                      algorithm: str | None, winograd: bool = False) -> np.ndarray:
+    """Gather-im2col + GEMM or the blocked direct conv (or, for channel pruning's dense
+    weight, ``winograd``: Winograd's conv over the kept channels), whichever is faster (or
+    forced)."""
     run = _remembered(op, packed, x, bias, stride, padding, algorithm)
     if run is not None:
         return run(x)
@@ -532,7 +573,10 @@ def _gather_or_direct(op: str, x: np.ndarray, packed: Packed, matrix: np.ndarray
     runs: dict[str, Run] = {
         "gather": lambda x: _gathered_gemm_numba(x, packed, matrix, packed.table, g, b)}
     runs.update(_direct_run(packed, matrix, b, g))
-    return _choose(op, packed, x, g, algorithm, runs, GATHER_ALGORITHMS,
+    if winograd:
+        runs.update(_winograd_run(packed, packed.kept, x, b, g))
+    return _choose(op, packed, x, g, algorithm, runs,
+                   CHANNEL_ALGORITHMS if winograd else GATHER_ALGORITHMS,
                    (bias, stride, padding, b))
 
 
@@ -564,10 +608,12 @@ def conv_channel_compact_ref(x: np.ndarray, packed: ChannelPacked,
 def conv_channel_compact_numba(x: np.ndarray, packed: ChannelPacked,
                                bias: np.ndarray | None = None, stride: IntPair = 1,
                                padding: IntPair = 0, algorithm: str | None = None) -> np.ndarray:
-    """Numba im2col that reads the kept channels only + BLAS GEMM ``(F, C'*kh*kw)``, or the
-    blocked direct conv over the kept channels (stride 1); ``algorithm`` as for columns."""
+    """Numba im2col that reads the kept channels only + BLAS GEMM ``(F, C'*kh*kw)``, the
+    blocked direct conv over the kept channels (stride 1), or Winograd's conv over them
+    (float32, stride 1, 3x3 or 5x5; ``kernels.winograd``): ``algorithm`` forces one of
+    ``CHANNEL_ALGORITHMS``, by default the fastest is timed once per input shape."""
     return _gather_or_direct("conv_channel_compact", x, packed, packed.matrix, bias, stride,
-                             padding, algorithm)
+                             padding, algorithm, winograd=True)
 
 
 def conv_channel_compact(x: np.ndarray, packed: ChannelPacked, bias: np.ndarray | None = None,

@@ -27,6 +27,7 @@ from kernels._dispatch import threads_for
 from kernels.im2col import conv2d_simple, conv_geometry, im2col_ref
 from kernels.packed import ChannelPacked, ColumnPacked, CSRPacked, FilterPacked
 from kernels.sparse_conv import sparse_conv_numba, sparse_conv_ref
+from kernels.winograd import winograd_applies
 
 FAST = settings(max_examples=25, deadline=None)
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -108,14 +109,23 @@ def test_filter_compact_equals_reference_and_conv2d_simple(dtype, case):
     ref = conv_filter_compact_ref(x, packed, b[packed.kept], stride, padding)
     np.testing.assert_allclose(ref, expected, **TOL[dtype])
     for algorithm in compact_conv.FILTER_ALGORITHMS:  # each of the Numba version's
-        if algorithm == "direct" and stride != (1, 1):
-            with pytest.raises(ValueError, match="needs stride 1"):
+        if not applies(algorithm, x, packed.weight, stride, padding):
+            with pytest.raises(ValueError, match="does not apply here.*needs stride 1"):
                 conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding, algorithm)
             continue
         fast = conv_filter_compact_numba(x, packed, b[packed.kept], stride, padding, algorithm)
         np.testing.assert_allclose(fast, ref, **TOL[dtype])
     np.testing.assert_allclose(conv_filter_compact_numba(x, packed, b[packed.kept], stride,
                                                          padding), ref, **TOL[dtype])
+
+
+def applies(algorithm, x, weight, stride, padding):
+    """Whether the Numba version has ``algorithm`` for this call (kn2row and gather: always;
+    direct: stride 1; winograd: ``kernels.winograd.winograd_applies``)."""
+    g = conv_geometry("test", x.shape, weight.shape[2], weight.shape[3], stride, padding)
+    if algorithm == "winograd":
+        return weight.dtype == np.float32 and winograd_applies(weight.shape, g, x.dtype)
+    return algorithm != "direct" or (g.sh, g.sw) == (1, 1)
 
 
 def test_filter_compact_times_its_algorithms_once_per_shape():
@@ -135,13 +145,14 @@ def test_filter_compact_times_its_algorithms_once_per_shape():
         first = conv_filter_compact_numba(x, packed, None, 1, 1)
         second = conv_filter_compact_numba(x, packed, None, 1, 1)
         conv_filter_compact_numba(x[:1], packed, None, 1, 1)  # another shape: timed again
-    # kn2row, gather and direct, timed for each of the two shapes, not for the repeat
-    assert calls == [["direct", "gather", "kn2row"]] * 2
+    # kn2row, gather, direct and winograd (float32, 3x3), timed for each of the two
+    # shapes, not for the repeat
+    assert calls == [["direct", "gather", "kn2row", "winograd"]] * 2
     chosen = compact_conv.chosen_algorithms(packed)
     assert len(chosen) == 2 and set(chosen) <= set(compact_conv.FILTER_ALGORITHMS)
     np.testing.assert_array_equal(first, second)
     with pytest.raises(ValueError, match="algorithm must be one of"):
-        conv_filter_compact_numba(x, packed, None, 1, 1, "winograd")
+        conv_filter_compact_numba(x, packed, None, 1, 1, "fft")
 
 
 @pytest.mark.parametrize("kind", ["filter", "channel", "column"])
@@ -262,8 +273,8 @@ def test_channel_compact_equals_reference_and_conv2d_simple(dtype, case):
                                **TOL[dtype])
     np.testing.assert_allclose(conv_channel_compact(x, packed, b, stride, padding), expected,
                                **TOL[dtype])
-    for algorithm in compact_conv.GATHER_ALGORITHMS:
-        if algorithm == "direct" and stride != (1, 1):
+    for algorithm in compact_conv.CHANNEL_ALGORITHMS:
+        if not applies(algorithm, x, packed.weight, stride, padding):
             continue  # the error is tested with the filter kernel
         fast = conv_channel_compact_numba(x, packed, b, stride, padding, algorithm)
         np.testing.assert_allclose(fast, expected, **TOL[dtype])
