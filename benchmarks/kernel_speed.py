@@ -506,7 +506,8 @@ def targets(rows: list[dict], stack: list[dict]) -> dict:
 
 def plot(rows: list[dict], path: Path) -> Path:
     """Speedup against density per kind, with the ideal line and the irregular crossover
-    (of the layers' geometric mean, and of each layer that has one)."""
+    (of the layers' geometric mean, and of each layer that has one); rows that ran
+    Winograd's conv are hollow."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -521,9 +522,16 @@ def plot(rows: list[dict], path: Path) -> Path:
         ax.plot(grid, [1 / d for d in grid], ":", color="grey", label="ideal: speedup = 1/density")
         ax.axhline(1.0, color="black", linewidth=0.8)
         for kind, (marker, color) in styles.items():
-            pts = [(r["keep"], r["speedup"]) for r in mine if r["kind"] == kind]
+            pts = [(r["keep"], r["speedup"]) for r in mine
+                   if r["kind"] == kind and "Winograd" not in r["kernel"]]
             if pts:
                 ax.scatter(*zip(*pts), marker=marker, color=color, label=kind)
+            # Winograd's rows hollow: they do fewer multiplications than the density counts
+            pts = [(r["keep"], r["speedup"]) for r in mine
+                   if r["kind"] == kind and "Winograd" in r["kernel"]]
+            if pts:
+                ax.scatter(*zip(*pts), marker=marker, facecolors="none", edgecolors=color,
+                           label=f"{kind}, Winograd")
         cross = crossover(mine)
         if cross:
             ax.axvline(cross, color="tab:red", linestyle="--", linewidth=0.8)
