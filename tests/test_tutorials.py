@@ -102,6 +102,11 @@ def test_compaction_notebook_small():
     assert all(r["speedup"] > 0 and r["flop_ratio"] > 1 for r in ns["rows"])
     assert [round(d, 2) for d, _ in ns["sparse_rows"]] == [0.3, 0.1, 0.02]
     assert [r["name"] for r in ns["model_rows"]] == ["filter", "channel"]
+    # Winograd's conv gives the masked conv's outputs with ~6x fewer multiplications, and
+    # a column-pruned kernel keeps none of its zeros through the transform
+    assert all(e < 1e-4 for e in ns["wino"]["errors"].values())
+    assert 5 < ns["wino"]["mult_ratio"] < 6.25
+    assert ns["zeros_before"] == 10 and ns["zeros_after"] == 0
 
 
 @pytest.mark.slow
