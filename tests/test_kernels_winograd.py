@@ -54,9 +54,8 @@ def test_matrices_refuse_what_they_cannot_build():
 @st.composite
 def cases(draw, sizes=(1, 2, 3, 4, 5), big=False):
     """A stride-1 conv: kernel size, paddings (each side may differ, up to past the kernel),
-    shapes; ``big`` draws
-    channel and filter counts across the 8-channel vectors and 16-filter lane tiles and
-    enough tiles to fill several chunks."""
+    shapes; ``big`` draws channel and filter counts across the 8-channel vectors and
+    16-filter lane tiles and enough tiles to fill several chunks."""
     r = draw(st.sampled_from(sizes))
     ph, pw = draw(st.integers(0, r + 1)), draw(st.integers(0, r + 1))
     h = draw(st.integers(max(1, r - 2 * ph), 30 if big else 12))
