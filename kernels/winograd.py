@@ -3,7 +3,7 @@
 Filter and channel pruning leave a smaller conv that is still *dense*, so every trick
 that speeds up a dense conv applies to it; irregular and column pruning leave scattered
 taps, and these do not (a pruned tap of ``g`` is no zero of the transformed ``G g G^T``).
-Winograd's algorithm (Lavin and Gray, CVPR 2016) is the best known of those tricks for
+Winograd's algorithm (Lavin and Gray, CVPR 2016) is the best-known of those tricks for
 small kernels at stride 1. In one dimension, F(m, r) computes m outputs of an r-tap
 correlation from ``a = m + r - 1`` inputs ``d`` with ``a`` multiplications instead of
 ``m * r``::
@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernels._dispatch import NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, one_thread, prange
+from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, one_thread, prange,
+                               require_numpy)
 from kernels.im2col import Geometry, IntPair, conv_geometry
 from kernels.packed import workspace
 from kernels.vector_tile import VECTOR_BYTES, lane_tile
@@ -105,6 +106,7 @@ def transform_weights(weight: np.ndarray, m: int) -> np.ndarray:
 
 
 def _check(op: str, x: np.ndarray, weight: np.ndarray, padding: IntPair) -> Geometry:
+    require_numpy(op, x, weight)
     if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
         raise ValueError(f"{op}: weight must be (F, C, r, r), got shape {weight.shape}")
     g = conv_geometry(op, x.shape, weight.shape[2], weight.shape[3], 1, padding)

@@ -153,6 +153,8 @@ def test_bad_inputs_are_refused():
     x = np.zeros((1, 2, 9, 9), np.float32)
     with pytest.raises(ValueError, match="weight must be"):
         conv_winograd_ref(x, np.zeros((4, 2, 3, 5), np.float32))
+    with pytest.raises(NotImplementedError, match="only NumPy arrays"):
+        conv_winograd_ref(x.tolist(), np.zeros((4, 2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="input has 2 channels, weight 3"):
         conv_winograd_ref(x, np.zeros((4, 3, 3, 3), np.float32))
     with pytest.raises(ValueError, match="float32"):
