@@ -7,6 +7,8 @@
 - ``kernels.packed``: packed formats of pruned weights (filter, channel, column, CSR).
 - ``kernels.compact_conv``, ``kernels.tap_conv``: structured-pruned convs (kn2row,
   gather-im2col + GEMM, a register-blocked direct conv), the fastest timed per shape.
+- ``kernels.winograd``: Winograd's F(4x4, 3x3) / F(4x4, 5x5) conv, for the dense convs that
+  filter and channel pruning leave.
 - ``kernels.sparse_conv``: direct sparse convolution on CSR weights.
 - ``kernels.sparse_linear``: a Linear layer with a CSR weight (irregularly pruned fc layers).
 - ``kernels.timing``: candidates timed in interleaved rounds (how kernels are chosen).

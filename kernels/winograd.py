@@ -402,6 +402,18 @@ def conv_winograd_numba(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
     return plan.run(x, b, g, cache)
 
 
-__all__ = ["CHUNK_TILES", "POINTS", "WINOGRAD_OUTPUTS", "WinogradPlan", "conv_winograd_numba",
+def conv_winograd(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                  padding: IntPair = 0) -> np.ndarray:
+    """Stride-1 conv by Winograd's algorithm: the Numba version where it runs
+    (``winograd_applies``: float32, kernels of the sizes in ``WINOGRAD_OUTPUTS``), else
+    the reference with the same m (2 for other kernel sizes)."""
+    g = _check("conv_winograd", x, weight, padding)
+    if weight.dtype == np.float32 and winograd_applies(weight.shape, g, x.dtype):
+        return conv_winograd_numba(x, weight, bias, padding)
+    return conv_winograd_ref(x, weight, bias, padding, WINOGRAD_OUTPUTS.get(weight.shape[2], 2))
+
+
+__all__ = ["CHUNK_TILES", "POINTS", "WINOGRAD_OUTPUTS", "WinogradPlan", "conv_winograd",
+           "conv_winograd_numba",
            "conv_winograd_ref", "transform_tile", "transform_weights", "winograd_applies",
            "winograd_matrices"]

@@ -21,6 +21,7 @@ from kernels.winograd import (
     CHUNK_TILES,
     WINOGRAD_OUTPUTS,
     WinogradPlan,
+    conv_winograd,
     conv_winograd_numba,
     conv_winograd_ref,
     winograd_applies,
@@ -133,6 +134,23 @@ def test_plan_reads_only_its_channels():
     out = plan.run(x_other, b, g, {})
     np.testing.assert_allclose(out, conv2d_simple(x[:, channels], w, b, 1, 2), rtol=1e-4,
                                atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype,r", [(np.float32, 5), (np.float32, 3), (np.float64, 3),
+                                     (np.float32, 2)])
+def test_dispatcher_takes_the_numba_version_where_it_runs(dtype, r, monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 10)).astype(dtype)
+    w = (rng.standard_normal((5, 3, r, r)) / np.sqrt(3 * r * r)).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    calls = []
+    real = winograd.conv_winograd_numba
+    monkeypatch.setattr(winograd, "conv_winograd_numba",
+                        lambda *args: calls.append(1) or real(*args))
+    out = conv_winograd(x, w, None, 1)
+    assert out.dtype == dtype
+    assert len(calls) == (NUMBA_AVAILABLE and dtype == np.float32 and r in WINOGRAD_OUTPUTS)
+    np.testing.assert_allclose(out, conv2d_simple(x, w, None, 1, 1), rtol=tol, atol=tol)
 
 
 def test_applies_only_where_the_numba_version_runs(monkeypatch):
