@@ -22,8 +22,8 @@ The masks are the ADMM projections of random weights (``admm.projections``). ``d
 is the engine's own dense conv (``minidnn.nn.functional.conv2d``: im2col + GEMM) on the
 same input; ``flop_ratio`` is dense MACs / compact MACs, so ``efficiency = speedup /
 flop_ratio`` is 1 for an ideal kernel (one that does the direct conv's multiply-adds;
-Winograd's does 4-6x fewer, so its rows can pass 1). CaffeNet splits conv2, conv4 and conv5 into 2
-groups: a row times one group's conv (``ConvShape.weight_shape`` on its half of the input
+Winograd's does 4-6x fewer, so its rows can pass 1). CaffeNet splits conv2, conv4 and
+conv5 into 2 groups: a row times one group's conv (``ConvShape.weight_shape`` on its half of the input
 channels) and ``totals`` counts such layers ``groups`` times, as both groups have the same
 shapes. With PyTorch installed, ``torch_dense_ms`` is its conv on the dense shape and
 ``torch_compact_ms`` on the compact one (filter and channel kinds; column and irregular
