@@ -38,8 +38,9 @@ kept taps are scattered over the kernel, and a transformed kernel has none of it
 The first call for an input shape times the candidates (``FILTER_ALGORITHMS``,
 ``CHANNEL_ALGORITHMS``, ``GATHER_ALGORITHMS``; each timed call after ``other_layer``, a
 stand-in for the layer a model runs before a conv) and keeps the fastest, the direct
-conv unless another is more than ``PREFER_DIRECT_MARGIN`` faster; later calls with the same shape, stride, padding
-and bias array run the kept one without checks (``_remembered``).
+conv unless another is more than ``PREFER_DIRECT_MARGIN`` faster; later calls with the
+same shape, stride, padding and bias array run the kept one without checks
+(``_remembered``).
 
 Every kernel has a NumPy reference (``*_ref``) beside the Numba one and a dispatcher.
 """
