@@ -372,11 +372,7 @@ class _Winograd:
         self.packed, self.channels, self.g, self.b = packed, channels, g, b
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        key = ("winograd", "plan")
-        plan = self.packed._cache.get(key)
-        if plan is None:
-            plan = self.packed._cache[key] = WinogradPlan.from_weight(self.packed.weight,
-                                                                      self.channels)
+        plan = WinogradPlan.cached(self.packed._cache, self.packed.weight, self.channels)
         # the caller's bias, converted per call (it may change in place)
         return plan.run(x, self.b.astype(np.float32, copy=False), self.g, self.packed._cache)
 
@@ -385,8 +381,7 @@ def _winograd_run(packed: Packed, channels: np.ndarray | None, x: np.ndarray, b:
                   g: Geometry) -> dict[str, Run]:
     """``{"winograd": ...}`` for a dense packed weight (filter or channel pruning's) where
     ``kernels.winograd`` runs it (float32, stride 1, 3x3 or 5x5), else ``{}``."""
-    if packed.weight.dtype != np.float32 or not winograd_applies(packed.weight.shape, g,
-                                                                 x.dtype):
+    if not winograd_applies(packed.weight.shape, g, x.dtype, packed.weight.dtype):
         return {}
     return {"winograd": _Winograd(packed, channels, g, b)}
 

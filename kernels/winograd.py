@@ -64,6 +64,8 @@ POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0)
 CHUNK_TILES = 24
 LANES = 8  # float32 values in one AVX2 vector: channels per input vector, tiles per output one
 LANE_FILTERS, LANE_TILES = 16, 6  # the lane tile (kernels.vector_tile.lane_tile)
+# where a weight's cache keeps its WinogradPlan (``WinogradPlan.cached``)
+PLAN_KEY = ("winograd", "plan")
 # MINIDNN_WINOGRAD=0 leaves Winograd out of the compact convs' timed choice (A/B runs).
 ENABLED = os.environ.get("MINIDNN_WINOGRAD", "1") != "0"
 
@@ -315,10 +317,11 @@ def _winograd_kernel(xb, u, offs, zeros, bias, r, th, tw, vs, ms, out):  # pragm
                                                               + b)
 
 
-def winograd_applies(weight_shape: tuple[int, ...], g: Geometry, dtype: np.dtype) -> bool:
-    """Whether the Numba version runs this conv: float32, stride 1, square kernels of the
-    sizes in ``WINOGRAD_OUTPUTS`` (and ``MINIDNN_WINOGRAD`` not 0)."""
-    return (ENABLED and NUMBA_AVAILABLE and np.dtype(dtype) == np.float32
+def winograd_applies(weight_shape: tuple[int, ...], g: Geometry, *dtypes: np.dtype) -> bool:
+    """Whether the Numba version runs this conv: every one of ``dtypes`` (the input's,
+    the weight's) float32, stride 1, square kernels of the sizes in ``WINOGRAD_OUTPUTS``
+    (and ``MINIDNN_WINOGRAD`` not 0)."""
+    return (ENABLED and NUMBA_AVAILABLE and all(np.dtype(d) == np.float32 for d in dtypes)
             and (g.sh, g.sw) == (1, 1) and g.kh == g.kw and g.kh in WINOGRAD_OUTPUTS
             and len(weight_shape) == 4 and weight_shape[2:] == (g.kh, g.kw))
 
@@ -355,6 +358,16 @@ class WinogradPlan:
         return cls(np.ascontiguousarray(u, dtype=np.float32), f,
                    np.ascontiguousarray(kept, dtype=np.int64), r, m)
 
+    @classmethod
+    def cached(cls, cache: dict, weight: np.ndarray, channels: np.ndarray | None = None
+               ) -> WinogradPlan:
+        """The plan of ``weight`` kept in ``cache`` (one weight per cache), made by
+        ``from_weight`` on first use."""
+        plan = cache.get(PLAN_KEY)
+        if plan is None:
+            plan = cache[PLAN_KEY] = cls.from_weight(weight, channels)
+        return plan
+
     def run(self, x: np.ndarray, b: np.ndarray, g: Geometry, cache: dict) -> np.ndarray:
         """The conv of ``x`` (float32, stride-1 geometry ``g``) plus bias ``b`` (float32);
         work buffers from ``cache``."""
@@ -389,14 +402,12 @@ def conv_winograd_numba(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
     work buffers between calls (one weight per cache)."""
     op = "conv_winograd"
     g = _check(op, x, weight, padding)
-    if not winograd_applies(weight.shape, g, x.dtype) or weight.dtype != np.float32:
+    if not winograd_applies(weight.shape, g, x.dtype, weight.dtype):
         raise ValueError(f"{op}: the Numba version takes float32 inputs and weights and "
                          f"kernels of size {sorted(WINOGRAD_OUTPUTS)}, got "
                          f"{x.dtype}/{weight.dtype} and {weight.shape[2:]}")
     cache = {} if cache is None else cache
-    plan = cache.get("winograd plan")
-    if plan is None:
-        plan = cache["winograd plan"] = WinogradPlan.from_weight(weight)
+    plan = WinogradPlan.cached(cache, weight)
     b = np.zeros(weight.shape[0], np.float32) if bias is None else np.asarray(
         bias, dtype=np.float32)
     return plan.run(x, b, g, cache)
@@ -408,12 +419,12 @@ def conv_winograd(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = N
     (``winograd_applies``: float32, kernels of the sizes in ``WINOGRAD_OUTPUTS``), else
     the reference with the same m (2 for other kernel sizes)."""
     g = _check("conv_winograd", x, weight, padding)
-    if weight.dtype == np.float32 and winograd_applies(weight.shape, g, x.dtype):
+    if winograd_applies(weight.shape, g, x.dtype, weight.dtype):
         return conv_winograd_numba(x, weight, bias, padding)
     return conv_winograd_ref(x, weight, bias, padding, WINOGRAD_OUTPUTS.get(weight.shape[2], 2))
 
 
-__all__ = ["CHUNK_TILES", "POINTS", "WINOGRAD_OUTPUTS", "WinogradPlan", "conv_winograd",
+__all__ = ["CHUNK_TILES", "PLAN_KEY", "POINTS", "WINOGRAD_OUTPUTS", "WinogradPlan", "conv_winograd",
            "conv_winograd_numba",
            "conv_winograd_ref", "transform_tile", "transform_weights", "winograd_applies",
            "winograd_matrices"]

@@ -124,7 +124,7 @@ def applies(algorithm, x, weight, stride, padding):
     direct: stride 1; winograd: ``kernels.winograd.winograd_applies``)."""
     g = conv_geometry("test", x.shape, weight.shape[2], weight.shape[3], stride, padding)
     if algorithm == "winograd":
-        return weight.dtype == np.float32 and winograd_applies(weight.shape, g, x.dtype)
+        return winograd_applies(weight.shape, g, x.dtype, weight.dtype)
     return algorithm != "direct" or (g.sh, g.sw) == (1, 1)
 
 

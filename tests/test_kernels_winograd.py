@@ -160,6 +160,7 @@ def test_applies_only_where_the_numba_version_runs(monkeypatch):
     assert winograd_applies((4, 2, 3, 3), geometry(3), np.float32) == NUMBA_AVAILABLE
     assert winograd_applies((4, 2, 5, 5), geometry(5), np.float32) == NUMBA_AVAILABLE
     assert not winograd_applies((4, 2, 3, 3), geometry(3), np.float64)
+    assert not winograd_applies((4, 2, 3, 3), geometry(3), np.float32, np.float64)  # weight
     assert not winograd_applies((4, 2, 3, 3), geometry(3, stride=2), np.float32)
     assert not winograd_applies((4, 2, 7, 7), geometry(7), np.float32)
     assert not winograd_applies((4, 2, 1, 1), geometry(1), np.float32)
