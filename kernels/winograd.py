@@ -60,7 +60,8 @@ WINOGRAD_OUTPUTS = {3: 4, 5: 4}
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0)
 # Output tiles per chunk: a multiple of the lane tile's 6 and of the 8 lanes of a vector.
 # 24 kept the chunk's transformed inputs and products in L2 for CaffeNet conv2 (48
-# channels, 64 filters): 48 and 96 took 1.1x and 1.4x as long (development A/B).
+# channels, 64 filters): 48 took 1.1x as long with F(4x4, 5x5), and with F(2x2, 5x5) 48
+# and 96 took 1.1-1.2x and 1.3-1.5x (development A/B).
 CHUNK_TILES = 24
 LANES = 8  # float32 values in one AVX2 vector: channels per input vector, tiles per output one
 LANE_FILTERS, LANE_TILES = 16, 6  # the lane tile (kernels.vector_tile.lane_tile)
