@@ -102,8 +102,10 @@ def row_tile_py(filters: int, pixels: int) -> Callable[..., None]:
     return lane_tile_py(filters, pixels)
 
 
-def lane_tile(filters: int, pixels: int) -> Callable[..., None]:
-    """A compiled lane tile of ``filters`` x ``pixels``, called from Numba code as
+def lane_tile(filters: int, pixels: int, vector_bytes: int = VECTOR_BYTES
+              ) -> Callable[..., None]:
+    """A compiled lane tile of ``filters`` x ``pixels`` in vectors of ``vector_bytes``
+    (default AVX2's 32; 64 for AVX-512's registers), called from Numba code as
     ``tile(xs, wt, offs, pix, block, q0, bias, out)``:
 
     - ``xs``: one image's input, flat (1-D, contiguous), read at ``offs[t] + pix[q]``;
@@ -116,13 +118,17 @@ def lane_tile(filters: int, pixels: int) -> Callable[..., None]:
       go to rows ``block * filters`` on, columns ``q0`` on, those inside ``out`` only (the
       last block's zero filters and the last tile's spare pixel slots are dropped).
 
-    ``filters`` must be whole vectors of the dtype (16 is, in float32 and float64).
+    ``filters`` must be whole vectors of the dtype (16 is, in float32 and float64, with
+    32-byte vectors; 32 with 64-byte ones). A CPU without 64-byte registers runs 64-byte
+    vectors as pairs of 32-byte ones (LLVM splits them): correct, not fast.
     There are no bounds checks: the caller sizes the arrays (``kernels.tap_conv.tap_plan``
     does: ``xs`` reaches every ``offs[t] + pix[q]``). Without Numba: ``lane_tile_py``.
     """
+    if vector_bytes not in (32, 64):
+        raise ValueError(f"lane_tile: vector_bytes must be 32 or 64, got {vector_bytes!r}")
     if not NUMBA_AVAILABLE:
         return lane_tile_py(filters, pixels)
-    return _intrinsic("lane", filters, pixels)
+    return _intrinsic("lane", filters, pixels, vector_bytes)
 
 
 def pixel_tile(filters: int, pixels: int) -> Callable[..., None]:
@@ -154,8 +160,9 @@ def row_tile(filters: int, pixels: int) -> Callable[..., None]:
     return _intrinsic("row", filters, pixels)
 
 
-def _intrinsic(kind: str, filters: int, pixels: int):
-    """The Numba intrinsic of a ``kind`` (``lane``, ``pixel`` or ``row``) tile."""
+def _intrinsic(kind: str, filters: int, pixels: int, vector_bytes: int = VECTOR_BYTES):
+    """The Numba intrinsic of a ``kind`` (``lane``, ``pixel`` or ``row``) tile in vectors
+    of ``vector_bytes``."""
     from numba import types
     from numba.core.errors import TypingError
     from numba.extending import intrinsic
@@ -184,7 +191,7 @@ def _intrinsic(kind: str, filters: int, pixels: int):
         if len(set(floats)) != 1 or not isinstance(floats[0], types.Float):
             raise TypingError(f"{name}: the float arrays must share a float dtype, got "
                               f"{', '.join(map(str, floats))}")
-        width = VECTOR_BYTES // (floats[0].bitwidth // 8)
+        width = vector_bytes // (floats[0].bitwidth // 8)
         whole, what = (filters, "filters") if kind == "lane" else (pixels, "pixels")
         if whole % width:
             raise TypingError(f"{name}: {whole} {what} are not whole vectors of {width} "

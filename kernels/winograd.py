@@ -36,7 +36,16 @@ lane tiles of ``kernels.vector_tile`` (16 filters x 6 tiles, the channels as tap
 the products transformed back (vectors over 8 tiles). Products of one filter block at a
 time keep the chunk's buffers small where many filters are kept (CaffeNet conv2 keeping
 half its channels, 128 filters: 0.82-0.88 of the time of all filters' products at once;
-development A/B).
+development A/B). On a CPU with AVX-512 the blocks are 32 filters and the lane tiles 32 x
+6 in 16-float vectors (``PRODUCT_FILTERS``): the same 12 sums and two weight vectors a
+tap, twice the work per instruction. On the AVX-512 AMD EPYC (znver5), two threads,
+CaffeNet convs keeping half the filters (plans of both kinds timed in interleaved rounds,
+development A/B): 0.64-0.87 of the 16 x 6 time for conv2-5 at batch 1 and 8 (conv3 at
+batch 8: 2.44 against 3.80 ms), LeNet-5 conv2 0.96-1.05. The products of 16 x 6 ran at
+about the 8-float FMA peak there (conv3: 2.3 ms for 255 million multiply-adds). Other
+16-float shapes, whole convs in one development run each (conv3 keeping 192 filters and
+a conv of 192 filters on 384 channels, batch 8), against 16 x 6: 32 x 6 0.58-0.65 of the
+time, 48 x 8 0.59-0.75, 16 x 12 0.86-0.92, 32 x 12 (24 sums) 1.02-1.09.
 ``conv_winograd_ref`` is the same arithmetic in NumPy, tile by tile, in float64.
 """
 
@@ -51,6 +60,7 @@ from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, one_th
                                require_numpy)
 from kernels.im2col import Geometry, IntPair, conv_geometry
 from kernels.packed import workspace
+from kernels.tap_conv import vector_isa
 from kernels.vector_tile import VECTOR_BYTES, lane_tile
 
 # Outputs per tile side (m) for each kernel size (r) the Numba version runs: F(4x4, 3x3)
@@ -63,8 +73,22 @@ POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0)
 # channels, 64 filters): 48 took 1.1x as long with F(4x4, 5x5), and with F(2x2, 5x5) 48
 # and 96 took 1.1-1.2x and 1.3-1.5x (development A/B).
 CHUNK_TILES = 24
+# Floats between one transformed point's inputs and the next's in a chunk's buffer, past
+# the point's own: one cache line. Without it the points of CaffeNet conv3 (256 channels:
+# 24 KiB a point) lie a multiple of 4 KiB apart, so the 36 stores of one transformed tile
+# all fall in one L1 set and evict each other: the input transforms took 0.67 ms of a
+# 2.4-2.8 ms conv keeping half the filters at batch 8, with the pad 0.15 ms (development
+# timing of the kernel's parts, AVX-512 AMD EPYC znver5; conv5's 192 channels 0.25 ->
+# 0.07 ms; conv2's 48 channels, 4.5 KiB a point, unchanged). Padding the products'
+# points the same way changed nothing measurable.
+POINT_PAD = 16
 LANES = 8  # float32 values in one AVX2 vector: channels per input vector, tiles per output one
-LANE_FILTERS, LANE_TILES = 16, 6  # the lane tile (kernels.vector_tile.lane_tile)
+LANE_TILES = 6  # transformed tiles per lane tile (kernels.vector_tile.lane_tile)
+# filters per lane tile of the products, and its vector bytes, by the CPU's vector ISA
+# (``kernels.tap_conv.vector_isa``): AVX2's 16 x 6 keeps 12 sums in 8-float vectors;
+# AVX-512's 32 x 6 the same 12 sums in 16-float ones, two weight vectors a tap as with AVX2
+# (see the module docstring for what was measured)
+PRODUCT_FILTERS = {"avx2": (16, 32), "avx512": (32, 64)}
 # where a weight's cache keeps its WinogradPlan (``WinogradPlan.cached``)
 PLAN_KEY = ("winograd", "plan")
 # MINIDNN_WINOGRAD=0 leaves Winograd out of the compact convs' timed choice (A/B runs).
@@ -209,7 +233,8 @@ def transform_tile(left: np.ndarray, right: np.ndarray):
 
 if NUMBA_AVAILABLE:
     assert VECTOR_BYTES // 4 == LANES
-    _LANE = lane_tile(LANE_FILTERS, LANE_TILES)
+    _LANE16 = lane_tile(16, LANE_TILES, PRODUCT_FILTERS["avx2"][1])
+    _LANE32 = lane_tile(32, LANE_TILES, PRODUCT_FILTERS["avx512"][1])
     _M3, _M5 = WINOGRAD_OUTPUTS[3], WINOGRAD_OUTPUTS[5]
     _AT3, _BT3, _ = winograd_matrices(_M3, 3)
     _AT5, _BT5, _ = winograd_matrices(_M5, 5)
@@ -244,7 +269,7 @@ def _winograd_kernel(xb, u, offs, zeros, bias, r, th, tw, vs, ms, out):  # pragm
     points = a * a
     n, cbn, hp, wp = xb.shape[0], xb.shape[1], xb.shape[2], xb.shape[3]
     f, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    blocks = u.shape[1]
+    blocks, lf = u.shape[1], u.shape[3]  # lf: filters per lane tile, 16 or 32
     cpad = cbn * LANES
     size = CHUNK_TILES
     xs = xb.ravel()
@@ -254,6 +279,7 @@ def _winograd_kernel(xb, u, offs, zeros, bias, r, th, tw, vs, ms, out):  # pragm
     chunks = -(-tiles // size)
     pix = np.arange(size) * cpad  # a tile's row of transformed inputs, for the lane tiles
     workers = vs.shape[0]
+    vstride = size * cpad + POINT_PAD  # one point's transformed inputs to the next's
     for worker in prange(workers):
         vc = vs[worker]
         mc = ms[worker]
@@ -273,38 +299,41 @@ def _winograd_kernel(xb, u, offs, zeros, bias, r, th, tw, vs, ms, out):  # pragm
                 t_in[q] = ((img * cbn * hp + i * m) * wp + j * m) * LANES
                 t_out[q] = (img * f * oh + i * m) * ow + j * m
                 whole[q] = (i + 1) * m <= oh and (j + 1) * m <= ow
-            # transformed inputs: vc[p, q, channel] (points, tiles, padded channels)
+            # transformed inputs: vc[p, q, channel] (points, tiles, padded channels; the
+            # points POINT_PAD floats apart)
             for q in range(count):
                 for cb in range(cbn):
                     at = t_in[q] + cb * hp * wp * LANES
                     if r == 3:
                         _IN3(xs, at, wp * LANES, LANES, vc, q * cpad + cb * LANES,
-                             size * cpad)
+                             vstride)
                     else:
                         _IN5(xs, at, wp * LANES, LANES, vc, q * cpad + cb * LANES,
-                             size * cpad)
-            # per block of 16 filters: the products mc[p, filter, tile] = u[p] @ vc[p]^T
+                             vstride)
+            # per block of lf filters: the products mc[p, filter, tile] = u[p] @ vc[p]^T
             # (the channels as the taps), then back to outputs, 8 tiles a vector, plus
             # the bias
             for block in range(blocks):
                 for p in range(points):
-                    vp = vc[p * size * cpad:(p + 1) * size * cpad]
-                    mp = mc[p * LANE_FILTERS * size:(p + 1) * LANE_FILTERS * size].reshape(
-                        LANE_FILTERS, size)
-                    up = u[p, block:block + 1]  # its block as block 0: rows 0-15 of mp
+                    vp = vc[p * vstride:p * vstride + size * cpad]
+                    mp = mc[p * lf * size:(p + 1) * lf * size].reshape(lf, size)
+                    up = u[p, block:block + 1]  # its block as block 0: rows 0 to lf of mp
                     for q0 in range(0, size, LANE_TILES):
-                        _LANE(vp, up, offs, pix, 0, q0, zeros, mp)
-                for fl in range(min(LANE_FILTERS, f - block * LANE_FILTERS)):
-                    fi = block * LANE_FILTERS + fl
+                        if lf == 32:
+                            _LANE32(vp, up, offs, pix, 0, q0, zeros, mp)
+                        else:
+                            _LANE16(vp, up, offs, pix, 0, q0, zeros, mp)
+                for fl in range(min(lf, f - block * lf)):
+                    fi = block * lf + fl
                     b = bias[fi]
                     plane = fi * oh * ow
                     for l0 in range(0, count, LANES):
                         if r == 3:
-                            _OUT3(mc, fl * size + l0, a * LANE_FILTERS * size,
-                                  LANE_FILTERS * size, back, 0, LANES)
+                            _OUT3(mc, fl * size + l0, a * lf * size, lf * size, back, 0,
+                                  LANES)
                         else:
-                            _OUT5(mc, fl * size + l0, a * LANE_FILTERS * size,
-                                  LANE_FILTERS * size, back, 0, LANES)
+                            _OUT5(mc, fl * size + l0, a * lf * size, lf * size, back, 0,
+                                  LANES)
                         for lane in range(min(LANES, count - l0)):
                             q = l0 + lane
                             o = t_out[q] + plane
@@ -332,7 +361,8 @@ class WinogradPlan:
     """The Numba Winograd conv of one weight: its transformed weights, blocked for the
     lane tiles, and the zero padding; ``run`` takes any input of its channels."""
 
-    u: np.ndarray  # (a*a, blocks, C, 16) float32: U[p] blocked, zero filters at the end
+    u: np.ndarray  # (a*a, blocks, C, lf) float32: U[p] in blocks of lf filters (16 or
+    # 32, ``PRODUCT_FILTERS``), zero filters at the end
     n_filters: int
     channels: np.ndarray  # the input channels read, in order (all, or a channel pruning's)
     r: int
@@ -342,19 +372,23 @@ class WinogradPlan:
 
     def __post_init__(self) -> None:
         self.offs = np.arange(self.u.shape[2], dtype=np.int64)
-        self.zeros = np.zeros(self.u.shape[1] * LANE_FILTERS, dtype=np.float32)
+        self.zeros = np.zeros(self.u.shape[1] * self.u.shape[3], dtype=np.float32)
 
     @classmethod
-    def from_weight(cls, weight: np.ndarray, channels: np.ndarray | None = None
-                    ) -> WinogradPlan:
+    def from_weight(cls, weight: np.ndarray, channels: np.ndarray | None = None,
+                    lane_filters: int | None = None) -> WinogradPlan:
         """From a dense weight ``(F, C', r, r)`` (float32) that reads ``channels`` of its
-        input (default: all C' of them, in order)."""
+        input (default: all C' of them, in order), its products in lane tiles of
+        ``lane_filters`` (16 or 32; default this CPU's, ``PRODUCT_FILTERS``)."""
         f, c, r, _ = weight.shape
         m = WINOGRAD_OUTPUTS[r]
-        blocks = -(-f // LANE_FILTERS)
-        u = np.zeros(((m + r - 1) ** 2, blocks * LANE_FILTERS, c))
+        lf = PRODUCT_FILTERS[vector_isa()][0] if lane_filters is None else lane_filters
+        if lf not in (16, 32):
+            raise ValueError(f"WinogradPlan: lane_filters must be 16 or 32, got {lf!r}")
+        blocks = -(-f // lf)
+        u = np.zeros(((m + r - 1) ** 2, blocks * lf, c))
         u[:, :f] = transform_weights(weight, m)
-        u = u.reshape(-1, blocks, LANE_FILTERS, c).transpose(0, 1, 3, 2)
+        u = u.reshape(-1, blocks, lf, c).transpose(0, 1, 3, 2)
         kept = np.arange(c) if channels is None else np.asarray(channels)
         return cls(np.ascontiguousarray(u, dtype=np.float32), f,
                    np.ascontiguousarray(kept, dtype=np.int64), r, m)
@@ -384,13 +418,14 @@ class WinogradPlan:
         cbn = -(-len(self.channels) // LANES)
         xb = workspace(cache, ("winograd input", x.shape, g),
                        (n, cbn, th * m + a - m, tw * m + a - m, LANES), np.float32, fill=0.0)
-        macs = n * th * tw * a * a * len(self.channels) * self.u.shape[1] * LANE_FILTERS
+        lf = self.u.shape[3]
+        macs = n * th * tw * a * a * len(self.channels) * self.u.shape[1] * lf
         with one_thread(macs // 32 < PARALLEL_MIN_ITEMS):
             workers = numba.get_num_threads()
             vs = workspace(cache, ("winograd chunks", workers, cbn),
-                           (workers, a * a * CHUNK_TILES * cbn * LANES), np.float32)
-            ms = workspace(cache, ("winograd products", workers),
-                           (workers, a * a * LANE_FILTERS * CHUNK_TILES), np.float32)
+                           (workers, a * a * (CHUNK_TILES * cbn * LANES + POINT_PAD)), np.float32)
+            ms = workspace(cache, ("winograd products", workers, lf),
+                           (workers, a * a * lf * CHUNK_TILES), np.float32)
             _blocked_copy(np.ascontiguousarray(x), self.channels, g.ph, g.pw, xb)
             _winograd_kernel(xb, self.u, self.offs, self.zeros, b, r, th, tw, vs, ms, out)
         return out

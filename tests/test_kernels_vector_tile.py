@@ -29,10 +29,11 @@ def _callable(tile):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(16, 6), (8, 3), (24, 4)])
+@pytest.mark.parametrize("shape", [(16, 6, 32), (8, 3, 32), (24, 4, 32), (32, 6, 64),
+                                   (16, 3, 64)])
 def test_lane_tile_adds_the_bias_and_stores_inside_the_output_only(dtype, shape):
-    filters, pixels = shape
-    run = _callable(lane_tile(filters, pixels))
+    filters, pixels, vector_bytes = shape  # 64: AVX-512's vectors (split where there are none)
+    run = _callable(lane_tile(filters, pixels, vector_bytes))
     rng = np.random.default_rng(filters * pixels)
     xs, wt, offs, _ = _arrays(rng, dtype, filters, pixels)
     pix = rng.integers(0, 90, 4 * pixels).astype(np.int64)
@@ -142,6 +143,10 @@ def test_tiles_refuse_arrays_they_cannot_read_as_vectors():
         run_pixel_at(xs, wt[:, :, :4].copy(), offs, 1.0, lanes)
     with pytest.raises(TypingError, match="12 filters are not whole vectors of 8 float32"):
         _callable(lane_tile(12, 6))(xs, wt[:, :, :12].copy(), offs, pix, 0, 0, bias, lanes)
+    with pytest.raises(TypingError, match="24 filters are not whole vectors of 16 float32"):
+        _callable(lane_tile(24, 6, 64))(xs, wt[:, :, :12].copy(), offs, pix, 0, 0, bias, lanes)
+    with pytest.raises(ValueError, match="vector_bytes must be 32 or 64, got 16"):
+        lane_tile(16, 6, 16)
     with pytest.raises(TypingError, match="row_tile: 12 pixels are not whole vectors of 8"):
         _callable(row_tile(2, 12))(xs, wt[:, :, :2].copy(), offs, pix, 0, 0, bias, lanes)
     with pytest.raises(TypingError, match="10 pixels are not whole vectors of 4 float64"):

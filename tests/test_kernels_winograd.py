@@ -136,6 +136,30 @@ def test_plan_reads_only_its_channels():
                                atol=1e-3)
 
 
+@needs_numba
+@pytest.mark.parametrize("r", sorted(WINOGRAD_OUTPUTS))
+def test_both_product_tiles_give_the_conv(r, monkeypatch):
+    """The products in AVX2's 16-filter lane tiles and in AVX-512's 32-filter ones (on a
+    CPU without AVX-512 its 64-byte vectors run as pairs): the same conv, across filter
+    blocks (40 filters: 3 blocks of 16, 2 of 32) and chunks; the default follows the CPU's
+    vector ISA (``MINIDNN_TILES`` forces one)."""
+    rng = np.random.default_rng(10 + r)
+    w = (rng.standard_normal((40, 11, r, r)) / np.sqrt(11 * r * r)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    x = rng.standard_normal((3, 11, 17, 14)).astype(np.float32)
+    g = conv_geometry("test", x.shape, r, r, 1, r // 2)
+    expected = conv2d_simple(x, w, b, 1, r // 2)
+    for lane_filters in (16, 32):
+        plan = WinogradPlan.from_weight(w, lane_filters=lane_filters)
+        assert plan.u.shape[1:] == (-(-40 // lane_filters), 11, lane_filters)
+        np.testing.assert_allclose(plan.run(x, b, g, {}), expected, rtol=1e-4, atol=1e-4)
+    for isa, lane_filters in (("avx2", 16), ("avx512", 32)):
+        monkeypatch.setenv("MINIDNN_TILES", isa)
+        assert WinogradPlan.from_weight(w).u.shape[3] == lane_filters
+    with pytest.raises(ValueError, match="lane_filters must be 16 or 32, got 8"):
+        WinogradPlan.from_weight(w, lane_filters=8)
+
+
 @pytest.mark.parametrize("dtype,r", [(np.float32, 5), (np.float32, 3), (np.float64, 3),
                                      (np.float32, 2)])
 def test_dispatcher_takes_the_numba_version_where_it_runs(dtype, r, monkeypatch):
