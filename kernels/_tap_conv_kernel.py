@@ -3,12 +3,12 @@
 One task: 4 x 32, 4 x 64, 8 x 32, 4 x 16, 2 x 32, 6 x 16, 5 x 16, 4 x 24, 3 x 32, 2 x 48 (filters x wide output pixels) of one image, the
 partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.tap_conv``), or for
 6 x 16, 5 x 16, 4 x 24, 3 x 32, 2 x 48 in explicit vectors (``kernels.vector_tile``);
-``lane_conv_kernel_*``: 16 x 6 (filters in the vector lanes x output pixels, explicit vectors);
+``lane_conv_kernel_*``: 32 x 6, 16 x 6 (filters in the vector lanes x output pixels, explicit vectors);
 ``row_conv_kernel_*``: 2 x 48, 3 x 32, 4 x 24, 5 x 16, 6 x 16 (filters x output pixels in whole vectors of output rows);
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
 functions pad, run one kernel (two for a mix of tile shapes, the second from filter
 ``split`` on) and crop in one call (``kernels.padded``; the source of its helpers
-hashes to 56d3d961c2c1518e, see ``helpers_stamp``); lane and row tiles store into the
+hashes to 3c2b90cc7330963a, see ``helpers_stamp``); lane and row tiles store into the
 output (no crop) and ``*_unpadded`` skip the copy too.
 """
 
@@ -21,7 +21,8 @@ pixel_tile_5x16 = pixel_tile(5, 16)
 pixel_tile_4x24 = pixel_tile(4, 24)
 pixel_tile_3x32 = pixel_tile(3, 32)
 pixel_tile_2x48 = pixel_tile(2, 48)
-lane_tile_16x6 = lane_tile(16, 6)
+lane_tile_32x6 = lane_tile(32, 6, 64)
+lane_tile_16x6 = lane_tile(16, 6, 32)
 row_tile_2x48 = row_tile(2, 48)
 row_tile_3x32 = row_tile(3, 32)
 row_tile_4x24 = row_tile(4, 24)
@@ -2712,6 +2713,23 @@ def tap_conv_kernel_2x48(xbuf, wt, offs, zero, n_tiles, f_base, tile_major, wide
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
+def lane_conv_kernel_32x6(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
+    n_batch = out.shape[0]
+    n_blocks, n_taps = wt.shape[0], wt.shape[1]
+    for task in prange(n_batch * n_blocks * n_tiles):
+        n = task // (n_blocks * n_tiles)
+        if tile_major:  # the next task: the same pixels, the next block of filters
+            block = task % n_blocks
+            tile = (task // n_blocks) % n_tiles
+        else:  # the next task: the same filters, the next pixels
+            block = (task // n_tiles) % n_blocks
+            tile = task % n_tiles
+        q0 = tile * 6
+        xs = xbuf[n]
+        lane_tile_32x6(xs, wt, offs, pix, block, q0, bias, out[n])
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
 def lane_conv_kernel_16x6(xbuf, wt, offs, pix, n_tiles, bias, tile_major, out):
     n_batch = out.shape[0]
     n_blocks, n_taps = wt.shape[0], wt.shape[1]
@@ -3488,6 +3506,17 @@ def run_4x16_2x32(x, channels, ph, pw, wp, plane, xbuf, wt, wt_tail, offs, zero,
 
 
 @njit(cache=True)
+def run_lanes_32x6(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
+    copy_planes(x, channels, ph, pw, wp, plane, xbuf)
+    lane_conv_kernel_32x6(xbuf, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
+def run_lanes_32x6_unpadded(x, wt, offs, pix, n_tiles, bias, out):
+    lane_conv_kernel_32x6(x, wt, offs, pix, n_tiles, bias, False, out)
+
+
+@njit(cache=True)
 def run_lanes_16x6(x, channels, ph, pw, wp, plane, xbuf, wt, offs, pix, n_tiles, bias, out):
     copy_planes(x, channels, ph, pw, wp, plane, xbuf)
     lane_conv_kernel_16x6(xbuf, wt, offs, pix, n_tiles, bias, False, out)
@@ -3562,7 +3591,7 @@ def run_csr(x, channels, ph, pw, wp, plane, xbuf, indptr, offs, data, zero, n_ti
 
 RUNNERS = {(4, 32): run_4x32, (4, 64): run_4x64, (8, 32): run_8x32, (4, 16): run_4x16, (2, 32): run_2x32, (6, 16): run_6x16, (5, 16): run_5x16, (4, 24): run_4x24, (3, 32): run_3x32, (2, 48): run_2x48}
 MIXED_RUNNERS = {((4, 16), (2, 32)): run_4x16_2x32}
-LANE_RUNNERS = {(16, 6): run_lanes_16x6}
-LANE_UNPADDED_RUNNERS = {(16, 6): run_lanes_16x6_unpadded}
+LANE_RUNNERS = {(32, 6): run_lanes_32x6, (16, 6): run_lanes_16x6}
+LANE_UNPADDED_RUNNERS = {(32, 6): run_lanes_32x6_unpadded, (16, 6): run_lanes_16x6_unpadded}
 ROW_RUNNERS = {(2, 48): run_rows_2x48, (3, 32): run_rows_3x32, (4, 24): run_rows_4x24, (5, 16): run_rows_5x16, (6, 16): run_rows_6x16}
 ROW_UNPADDED_RUNNERS = {(2, 48): run_rows_2x48_unpadded, (3, 32): run_rows_3x32_unpadded, (4, 24): run_rows_4x24_unpadded, (5, 16): run_rows_5x16_unpadded, (6, 16): run_rows_6x16_unpadded}

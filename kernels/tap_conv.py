@@ -169,9 +169,20 @@ MIX_MARGIN = 0.12
 # SLP vectorizer) took 0.86-0.98 in the same rounds, and 16 x 4 or 24 x 4 in explicit
 # vectors were no faster than 16 x 6 where they fit (24 x 4: 0.81-0.82 against 0.82-0.83
 # for conv4's 96 filters, slower elsewhere). Tasks keep the filters and take the next
-# pixels (the other order was 0-12% slower for 16 x 4). No lane tiles for AVX-512 (no
-# machine to measure them on).
-LANE_COSTS: dict[str, dict[tuple[int, int], float]] = {"avx512": {}, "avx2": {(16, 6): 0.87}}
+# pixels (the other order was 0-12% slower for 16 x 4).
+# With AVX-512 the lane tile is 32 x 6 in 16-float vectors: the same 12 sums and two weight
+# vectors a tap. Its price, from a development A/B on the AVX-512 AMD EPYC (znver5), two
+# threads, the plan with it against pixel tiles only in interleaved rounds, CaffeNet
+# conv2-5 and LeNet-5 conv2 compact shapes at batch 1 and 8: 0.89-0.96 of the time where
+# its 32-filter blocks are full (conv2 with 64 or 128 filters, conv3 with 192 or 384,
+# conv4's 96, conv5's 128; LeNet-5 conv2's 50: 0.79 at batch 8, 1.05 at batch 1),
+# 1.07-1.10 for 80 filters (96 slots), 1.7-2.1 for 10. Its filter-pixel slot cost
+# 0.87-0.95 of the pixel tiles' prices (0.71 and 1.2 in two of 22), about 0.9 like an
+# 8 x 32 slot: lane tiles win where the junk pixels they skip outweigh their spare filters.
+LANE_COSTS: dict[str, dict[tuple[int, int], float]] = {"avx512": {(32, 6): 0.9},
+                                                       "avx2": {(16, 6): 0.87}}
+# the vector bytes of each lane tile shape: 16 x 6 in AVX2's 32, 32 x 6 in AVX-512's 64
+LANE_VECTOR_BYTES = {(16, 6): 32, (32, 6): 64}
 # every lane tile shape a kernel is generated for
 LANE_SHAPES = tuple(shape for costs in LANE_COSTS.values() for shape in costs)
 # Row tiles: the explicit-vector pixel tiles read through a table of pixel offsets, like
@@ -595,7 +606,8 @@ def tap_conv_source(tile_shapes: tuple[tuple[int, int], ...] = TILE_SHAPES,
     ]
     lines += [f"pixel_tile_{f}x{p} = pixel_tile({f}, {p})" for f, p in tile_shapes
               if (f, p) in VECTOR_TILES]
-    lines += [f"lane_tile_{f}x{p} = lane_tile({f}, {p})" for f, p in lane_shapes]
+    lines += [f"lane_tile_{f}x{p} = lane_tile({f}, {p}, {LANE_VECTOR_BYTES[f, p]})"
+              for f, p in lane_shapes]
     lines += [f"row_tile_{f}x{p} = row_tile({f}, {p})" for f, p in row_shapes]
     for f, p in tile_shapes:
         lines += ["", ""] + _kernel_source(f, p)

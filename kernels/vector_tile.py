@@ -317,8 +317,9 @@ def _lane_codegen(context, builder, sig, args, filters: int, pixels: int, width:
     # in registers (``_transposed``): each filter's pixels are consecutive in its row, and
     # go in pieces of 4, 2 and 1 floats. Its 96 sums as scalar stores took ~8% of a 16 x 6
     # tile's time over 200 taps (development microbenchmark, one thread, data in L1: 46.7
-    # against 49.0 billion multiply-adds a second transposed; the CPU's peak: 51). Other
-    # widths (float64) and the partial tiles store scalars.
+    # against 49.0 billion multiply-adds a second transposed; the CPU's peak: 51). 16-lane
+    # vectors (AVX-512) go as two halves of 8 filters each. Other widths (float64 in 32-byte
+    # vectors) and the partial tiles store scalars.
     f0 = k.mul(block, filters)
     biases = [k.vload(bias, k.add(f0, v * width)) for v in range(n_vec)]
     sums = [[builder.fadd(builder.load(acc[p][v]), biases[v]) for v in range(n_vec)]
@@ -334,12 +335,18 @@ def _lane_codegen(context, builder, sig, args, filters: int, pixels: int, width:
                           builder.icmp_signed("<=", k.add(q0, pixels), cols))
     with builder.if_else(inside, likely=True) as (whole, part):
         with whole:
-            if width == 8 and pixels <= 8:  # filter rows of the tile: an 8 x 8 transpose
+            if width in (8, 16) and pixels <= 8:  # filter rows: 8 x 8 transposes
+                undef = k.ir.Constant(k.vt, k.ir.Undefined)
                 for v in range(n_vec):
-                    per_filter = _transposed(k, [sums[p][v] for p in range(pixels)])
-                    for lane in range(width):
-                        start = k.add(k.mul(k.add(f0, v * width + lane), cols), q0)
-                        _store_first(k, per_filter[lane], pixels, out, start)
+                    for h in range(width // 8):  # 16 lanes: two halves of 8 filters
+                        half = [sums[p][v] if width == 8 else
+                                _shuffle(k, sums[p][v], undef, list(range(8 * h, 8 * h + 8)))
+                                for p in range(pixels)]
+                        per_filter = _transposed(k, half)
+                        for lane in range(8):
+                            f = k.add(f0, v * width + 8 * h + lane)
+                            _store_first(k, per_filter[lane], pixels, out,
+                                         k.add(k.mul(f, cols), q0))
             else:
                 for p in range(pixels):
                     for v in range(n_vec):
@@ -366,7 +373,7 @@ def _shuffle(k: _Tile, a, b, lanes: list[int]):
 def _transposed(k: _Tile, vectors: list) -> list:
     """Up to 8 vectors of 8 lanes (missing ones undefined) as their 8 x 8 transpose:
     ``rows[l][i] = vectors[i][l]``; 24 two-vector shuffles (unpack, shufps, perm2f128)."""
-    undef = k.ir.Constant(k.vt, k.ir.Undefined)
+    undef = k.ir.Constant(vectors[0].type, k.ir.Undefined)
     s = vectors + [undef] * (8 - len(vectors))
     # pairs interleaved: (s0 s1) lanes 0 1 4 5, then 2 3 6 7, for s0/s1, s2/s3, ...
     t = [_shuffle(k, s[i], s[i + 1], lanes) for i in range(0, 8, 2)
@@ -383,7 +390,7 @@ def _transposed(k: _Tile, vectors: list) -> list:
 def _store_first(k: _Tile, vector, count: int, ptr, start) -> None:
     """The first ``count`` lanes of ``vector`` to ``ptr[start:start + count]``, in pieces
     of 8, 4, 2 and 1 lanes (no lane past them is written)."""
-    undef = k.ir.Constant(k.vt, k.ir.Undefined)
+    undef = k.ir.Constant(vector.type, k.ir.Undefined)
     done = 0
     for size in (8, 4, 2, 1):
         if count - done >= size:

@@ -410,9 +410,14 @@ def test_lane_tiles_where_dropping_the_junk_pixels_outweighs_their_zero_filters(
     slp = {s: c for s, c in costs.items() if s not in VECTOR_TILES}
     assert lane_shape(10, 92, 64, slp, mixes, lanes) == (16, 6)
     assert lane_shape(19, 181, 169, slp, mixes, lanes) is None
-    # no lane tiles where the table has none (AVX-512)
-    assert lane_shape(384, 181, 169, TILE_COSTS["avx512"], TILE_MIXES["avx512"],
-                      LANE_COSTS["avx512"]) is None
+    # AVX-512: 32 x 6 at 0.9 against 8 x 32 pixel tiles at 0.9 (192 of 181 wide pixels)
+    avx512 = TILE_COSTS["avx512"], TILE_MIXES["avx512"], LANE_COSTS["avx512"]
+    assert avx512[2] == {(32, 6): 0.9}
+    assert lane_shape(384, 181, 169, *avx512) == (32, 6)  # 384 * 174 against 384 * 192
+    assert lane_shape(29, 181, 169, *avx512) == (32, 6)  # 32 * 174 = 5568 against 32 * 192
+    assert lane_shape(80, 181, 169, *avx512) is None  # 96 * 174 = 16704 against 80 * 192
+    assert lane_shape(10, 181, 169, *avx512) is None  # 32 * 174 * 0.9 against 12 * 192 * 1.0
+    assert lane_shape(50, 92, 64, *avx512) == (32, 6)  # 64 * 66 = 4224 against 56 * 96
 
 
 def test_tile_shape_weighs_zero_filters_and_junk_pixels_against_the_faster_tiles():
