@@ -33,15 +33,19 @@ chunk's transformed inputs and products stay in cache: the input tiles are trans
 (``transform_tile``: explicit vectors over 8 input channels, read from a padded copy laid
 out 8 channels innermost); then for each block of 16 filters they are multiplied by the
 lane tiles of ``kernels.vector_tile`` (16 filters x 6 tiles, the channels as taps) and
-the products transformed back (vectors over 8 tiles). Products of one filter block at a
+the products transformed back (vectors over 8 tiles, transposed in registers so that
+each tile's 4 x 4 outputs lie in a row, copied into the output 4 at a time; the earlier
+scalar copy out of the vectors' lanes took 0.3-0.6 ms of a 1.0-1.1 ms CaffeNet conv2 at
+batch 8, and the transposed one makes those convs 0.74-0.88 of the time, conv3 and conv5
+0.94-0.97: development A/B on znver5, outputs bitwise equal). Products of one filter block at a
 time keep the chunk's buffers small where many filters are kept (CaffeNet conv2 keeping
 half its channels, 128 filters: 0.82-0.88 of the time of all filters' products at once;
 development A/B). On a CPU with AVX-512 the blocks are 32 filters and the lane tiles 32 x
 6 in 16-float vectors (``PRODUCT_FILTERS``): the same 12 sums and two weight vectors a
 tap, twice the work per instruction. On the AVX-512 AMD EPYC (znver5), two threads,
 CaffeNet convs keeping half the filters (plans of both kinds timed in interleaved rounds,
-development A/B): 0.64-0.87 of the 16 x 6 time for conv2-5 at batch 1 and 8 (conv3 at
-batch 8: 2.44 against 3.80 ms), LeNet-5 conv2 0.96-1.05. The products of 16 x 6 ran at
+development A/B): 0.61-0.80 of the 16 x 6 time for conv2-5 at batch 1 and 8 (conv3 at
+batch 8: 2.17 against 3.08 ms), LeNet-5 conv2 0.80-0.90. The products of 16 x 6 ran at
 about the 8-float FMA peak there (conv3: 2.3 ms for 255 million multiply-adds). Other
 16-float shapes, whole convs in one development run each (conv3 keeping 192 filters and
 a conv of 192 filters on 384 channels, batch 8), against 16 x 6: 32 x 6 0.58-0.65 of the
@@ -170,20 +174,27 @@ def conv_winograd_ref(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     return y.astype(np.result_type(x, weight))
 
 
-def transform_tile(left: np.ndarray, right: np.ndarray):
+def transform_tile(left: np.ndarray, right: np.ndarray, transpose: bool = False):
     """A Numba intrinsic ``tile(src, s0, s_row, s_col, dst, d0, d_stride)`` computing, on
     float32 vectors of 8 lanes, ``Y = left @ X @ right^T`` for the ``(left.shape[1],
     right.shape[1])`` vectors ``X[k][l] = src[s0 + k*s_row + l*s_col : ... + 8]``, and
-    storing ``Y[i][j]`` at ``dst[d0 + (i*right.shape[0] + j)*d_stride : ... + 8]``.
-    ``src`` and ``dst`` are 1-D C-contiguous float32 arrays; no bounds checks. The
-    constant coefficients are folded in: +-1 as additions, 0 left out."""
+    storing ``Y[i][j]`` at ``dst[d0 + (i*right.shape[0] + j)*d_stride : ... + 8]``; with
+    ``transpose``, lane by lane instead: lane l's ``Y[i][j]`` at ``dst[d0 + l*d_stride +
+    i*right.shape[0] + j]`` (each lane's tile in a row, by 8 x 8 transposes in registers;
+    the tile must be whole vectors of 8 values). ``src`` and ``dst`` are 1-D C-contiguous
+    float32 arrays; no bounds checks. The constant coefficients are folded in: +-1 as
+    additions, 0 left out."""
     from numba import types
     from numba.core.errors import TypingError
     from numba.extending import intrinsic
 
-    from kernels.vector_tile import _Tile
+    from kernels.vector_tile import _Tile, _transposed
 
     left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
+    points = left.shape[0] * right.shape[0]
+    if transpose and points % LANES:
+        raise ValueError(f"transform_tile: a transposed tile must be whole vectors of "
+                         f"{LANES}, got {points} values")
 
     def codegen(context, builder, sig, args):
         k = _Tile(context, builder, sig, args, LANES)
@@ -212,10 +223,15 @@ def transform_tile(left: np.ndarray, right: np.ndarray):
               for i in range(rows)]
         half = [[combine(left[i], [xs[q][j] for q in range(rows)]) for j in range(cols)]
                 for i in range(left.shape[0])]
-        for i in range(left.shape[0]):
-            for j in range(right.shape[0]):
-                k.vstore(combine(right[j], half[i]), dst,
-                         k.add(d0, k.mul(d_stride, i * right.shape[0] + j)))
+        ys = [combine(right[j], half[i]) for i in range(left.shape[0])
+              for j in range(right.shape[0])]
+        if not transpose:
+            for p, y in enumerate(ys):
+                k.vstore(y, dst, k.add(d0, k.mul(d_stride, p)))
+            return context.get_dummy_value()
+        for p0 in range(0, points, LANES):
+            for lane, row in enumerate(_transposed(k, ys[p0:p0 + LANES])):
+                k.vstore(row, dst, k.add(d0, k.mul(d_stride, lane), p0))
         return context.get_dummy_value()
 
     @intrinsic
@@ -236,10 +252,12 @@ if NUMBA_AVAILABLE:
     _LANE16 = lane_tile(16, LANE_TILES, PRODUCT_FILTERS["avx2"][1])
     _LANE32 = lane_tile(32, LANE_TILES, PRODUCT_FILTERS["avx512"][1])
     _M3, _M5 = WINOGRAD_OUTPUTS[3], WINOGRAD_OUTPUTS[5]
+    assert _M3 == _M5 == 4, "the kernel's output loops are written for 4 x 4 output tiles"
     _AT3, _BT3, _ = winograd_matrices(_M3, 3)
     _AT5, _BT5, _ = winograd_matrices(_M5, 5)
-    _IN3, _OUT3 = transform_tile(_BT3, _BT3), transform_tile(_AT3, _AT3)
-    _IN5, _OUT5 = transform_tile(_BT5, _BT5), transform_tile(_AT5, _AT5)
+    # inputs transformed into vectors over 8 channels; outputs into one row per tile
+    _IN3, _OUT3 = transform_tile(_BT3, _BT3), transform_tile(_AT3, _AT3, transpose=True)
+    _IN5, _OUT5 = transform_tile(_BT5, _BT5), transform_tile(_AT5, _AT5, transpose=True)
 
 
 @njit(cache=True, parallel=True)
@@ -328,23 +346,27 @@ def _winograd_kernel(xb, u, offs, zeros, bias, r, th, tw, vs, ms, out):  # pragm
                     b = bias[fi]
                     plane = fi * oh * ow
                     for l0 in range(0, count, LANES):
+                        # back[lane * 16:(lane + 1) * 16]: the 4 x 4 outputs of tile l0 + lane
                         if r == 3:
                             _OUT3(mc, fl * size + l0, a * lf * size, lf * size, back, 0,
-                                  LANES)
+                                  _M3 * _M3)
                         else:
                             _OUT5(mc, fl * size + l0, a * lf * size, lf * size, back, 0,
-                                  LANES)
+                                  _M5 * _M5)
                         for lane in range(min(LANES, count - l0)):
                             q = l0 + lane
                             o = t_out[q] + plane
-                            rows, cols = m, m
-                            if not whole[q]:
+                            src = lane * 16
+                            if whole[q]:  # rows of 4 (constant bounds: vector stores)
+                                for ii in range(4):
+                                    for jj in range(4):
+                                        outs[o + ii * ow + jj] = back[src + ii * 4 + jj] + b
+                            else:
                                 rows = min(m, oh - (t0 + q) % per_image // tw * m)
                                 cols = min(m, ow - (t0 + q) % tw * m)
-                            for ii in range(rows):
-                                for jj in range(cols):
-                                    outs[o + ii * ow + jj] = (back[(ii * m + jj) * LANES + lane]
-                                                              + b)
+                                for ii in range(rows):
+                                    for jj in range(cols):
+                                        outs[o + ii * ow + jj] = back[src + ii * m + jj] + b
 
 
 def winograd_applies(weight_shape: tuple[int, ...], g: Geometry, *dtypes: np.dtype) -> bool:

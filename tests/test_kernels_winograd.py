@@ -138,6 +138,39 @@ def test_plan_reads_only_its_channels():
 
 @needs_numba
 @pytest.mark.parametrize("r", sorted(WINOGRAD_OUTPUTS))
+def test_transform_tile_in_vectors_and_transposed(r):
+    """``transform_tile``: Y = L X R^T for 8 lanes at once, stored point by point (a vector
+    of 8 lanes each) or lane by lane (each lane's tile in a row), against NumPy."""
+    import numba
+
+    m = WINOGRAD_OUTPUTS[r]
+    at, bt, _ = winograd_matrices(m, r)
+    a = m + r - 1
+    rng = np.random.default_rng(r)
+    x = rng.standard_normal((a, a, 8)).astype(np.float32)  # X[k][l]: a vector of 8 lanes
+    src = np.concatenate([np.zeros(3, np.float32), x.ravel()])  # read from offset 3
+    plain, flipped = winograd.transform_tile(at, at), winograd.transform_tile(at, at, True)
+
+    @numba.njit
+    def run(src, dst_plain, dst_flipped):
+        plain(src, 3, a * 8, 8, dst_plain, 1, 8)
+        flipped(src, 3, a * 8, 8, dst_flipped, 2, m * m + 1)
+
+    dst_plain = np.full(1 + m * m * 8, np.nan, np.float32)
+    dst_flipped = np.full(2 + 8 * (m * m + 1), np.nan, np.float32)
+    run(src, dst_plain, dst_flipped)
+    y = np.einsum("ik,klv,jl->ijv", at.astype(np.float64), x, at.astype(np.float64))
+    np.testing.assert_allclose(dst_plain[1:].reshape(m, m, 8), y, rtol=1e-5, atol=1e-4)
+    rows = dst_flipped[2:].reshape(8, m * m + 1)  # lane l's tile at 2 + l * (m*m + 1)
+    np.testing.assert_allclose(rows[:, :m * m].reshape(8, m, m), y.transpose(2, 0, 1),
+                               rtol=1e-5, atol=1e-4)
+    assert np.isnan(rows[:, m * m]).all() and np.isnan(dst_flipped[:2]).all()
+    with pytest.raises(ValueError, match="whole vectors of 8, got 9 values"):
+        winograd.transform_tile(bt[:3], bt[:3], transpose=True)
+
+
+@needs_numba
+@pytest.mark.parametrize("r", sorted(WINOGRAD_OUTPUTS))
 def test_both_product_tiles_give_the_conv(r, monkeypatch):
     """The products in AVX2's 16-filter lane tiles and in AVX-512's 32-filter ones (on a
     CPU without AVX-512 its 64-byte vectors run as pairs): the same conv, across filter
