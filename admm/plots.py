@@ -23,6 +23,7 @@ drawn data back from the ``Figure``.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -230,10 +231,20 @@ def seed_drops(study: Mapping[str, Any], path: Path) -> Path:
     return _save(seed_drops_figure(study), path)
 
 
+def _short_names(names: Sequence[str]) -> list[str]:
+    """``names`` without the part all of them start with, cut at an underscore
+    (``lenet5_fmnist_filter_admm`` among other ``lenet5_fmnist_`` runs: ``filter_admm``)."""
+    common = os.path.commonprefix(list(names)) if len(names) > 1 else ""
+    cut = common.rfind("_") + 1
+    return [name[cut:] for name in names]
+
+
 def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
     """A seed study (``admm.seeds``): one panel per kind, per run its drop on every seed
-    (points) and their mean (a bar), so the spread shows next to the methods' differences."""
+    (points) and their mean (a bar), so the spread shows next to the methods' differences.
+    A panel's runs are labelled by method, or by their names where two share a method."""
     runs = study["runs"]
+    short = dict(zip((r["name"] for r in runs), _short_names([r["name"] for r in runs])))
     kinds = list(dict.fromkeys(r["kind"] for r in runs))
     fig = Figure(figsize=(max(4.0, 1.3 * max(
         sum(r["kind"] == k for r in runs) for k in kinds)) * len(kinds), 3.6))
@@ -245,7 +256,12 @@ def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
             ax.plot([i] * len(drops), drops, linestyle="none", marker=marker, color=color,
                     alpha=0.7)
             ax.plot([i - 0.3, i + 0.3], [100 * r["mean_drop"]] * 2, "-", color=color, lw=2.5)
-        ax.set_xticks(range(len(mine)), [method_label(r) for r in mine], fontsize=8)
+        labels = [method_label(r) for r in mine]
+        if len(set(labels)) < len(labels):  # e.g. two ADMM configs of one kind
+            labels = [short[r["name"]] for r in mine]
+            ax.set_xticks(range(len(mine)), labels, fontsize=8, rotation=20, ha="right")
+        else:
+            ax.set_xticks(range(len(mine)), labels, fontsize=8)
         ax.set_xlim(-0.6, len(mine) - 0.4)
         ax.set_title(kind, fontsize=10)
         ax.set_ylabel("accuracy drop (pts)")

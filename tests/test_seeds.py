@@ -130,6 +130,12 @@ def test_the_figure_shows_every_seeds_drop_and_the_mean_per_run(tmp_path):
     assert drawn == [([0, 0], pytest.approx([1.0, 1.5])), ([-0.3, 0.3], pytest.approx([1.25] * 2)),
                      ([1, 1], pytest.approx([1.5, 1.0])), ([0.7, 1.3], pytest.approx([1.25] * 2))]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["admm", "magnitude"]
+    # two runs of one method in a panel: labelled by name, less the prefix all names share
+    _write(tmp_path / "same", 0, [_row("x_a_admm", "admm", SPEC_A, 0.90, 0.89),
+                                  _row("x_a_wide_admm", "admm", SPEC_A, 0.90, 0.88)])
+    (ax,) = plots.seed_drops_figure(seed_study(tmp_path / "same", [0])).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["admm", "wide_admm"]
+    assert plots._short_names(["only_one"]) == ["only_one"]
     paths = write_seed_report(tmp_path, study)
     assert [p.name for p in paths] == ["seeds.json", "seeds.md", "seeds.png"]
     assert paths[2].stat().st_size > 0
