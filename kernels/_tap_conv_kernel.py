@@ -8,7 +8,7 @@ partial sums in scalars ``a<filter>_<pixel>`` (see the docstring of ``kernels.ta
 ``csr_tile_kernel``: one filter's CSR row over 64 pixels (``kernels.sparse_conv``). The ``run_*``
 functions pad, run one kernel (two for a mix of tile shapes, the second from filter
 ``split`` on) and crop in one call (``kernels.padded``; the source of its helpers
-hashes to 3c2b90cc7330963a, see ``helpers_stamp``); lane and row tiles store into the
+hashes to 55567c5f29c2d787, see ``helpers_stamp``); lane and row tiles store into the
 output (no crop) and ``*_unpadded`` skip the copy too.
 """
 

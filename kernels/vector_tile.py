@@ -48,7 +48,10 @@ left to LLVM's SLP vectorizer to pack. For 4 x 16 and 16 x 4 it packs them well;
 (10-20x slower). Here the vectors are LLVM IR (a Numba ``intrinsic``), so the register
 blocking is what the code says. Vectors are 32 bytes (8 floats, 4 doubles): in float64 a
 tile has twice the vectors and more sums than registers (correct, but float64 is for
-checks, not speed). ``fmuladd`` is LLVM's "fused where the CPU has FMA".
+checks, not speed). Lane tiles may ask for 64-byte vectors instead, AVX-512's 16 floats
+(``lane_tile(32, 6, 64)``: the direct conv's AVX-512 lane tile, ``kernels.tap_conv.
+LANE_VECTOR_BYTES``, and Winograd's products, ``kernels.winograd.PRODUCT_FILTERS``).
+``fmuladd`` is LLVM's "fused where the CPU has FMA".
 
 Without Numba, ``lane_tile``, ``pixel_tile`` and ``row_tile`` give the same functions in
 plain NumPy (slow, steppable).
