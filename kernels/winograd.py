@@ -64,7 +64,7 @@ from kernels._dispatch import (NUMBA_AVAILABLE, PARALLEL_MIN_ITEMS, njit, one_th
                                require_numpy)
 from kernels.im2col import Geometry, IntPair, conv_geometry
 from kernels.packed import workspace
-from kernels.tap_conv import vector_isa
+from kernels.tap_conv import LANE_VECTOR_BYTES, vector_isa
 from kernels.vector_tile import VECTOR_BYTES, lane_tile
 
 # Outputs per tile side (m) for each kernel size (r) the Numba version runs: F(4x4, 3x3)
@@ -88,11 +88,12 @@ CHUNK_TILES = 24
 POINT_PAD = 16
 LANES = 8  # float32 values in one AVX2 vector: channels per input vector, tiles per output one
 LANE_TILES = 6  # transformed tiles per lane tile (kernels.vector_tile.lane_tile)
-# filters per lane tile of the products, and its vector bytes, by the CPU's vector ISA
-# (``kernels.tap_conv.vector_isa``): AVX2's 16 x 6 keeps 12 sums in 8-float vectors;
-# AVX-512's 32 x 6 the same 12 sums in 16-float ones, two weight vectors a tap as with AVX2
-# (see the module docstring for what was measured)
-PRODUCT_FILTERS = {"avx2": (16, 32), "avx512": (32, 64)}
+# filters per lane tile of the products by the CPU's vector ISA
+# (``kernels.tap_conv.vector_isa``), the direct conv's lane tile shapes with their vector
+# bytes (``kernels.tap_conv.LANE_VECTOR_BYTES``): AVX2's 16 x 6 keeps 12 sums in 8-float
+# vectors; AVX-512's 32 x 6 the same 12 sums in 16-float ones, two weight vectors a tap as
+# with AVX2 (see the module docstring for what was measured)
+PRODUCT_FILTERS = {"avx2": 16, "avx512": 32}
 # where a weight's cache keeps its WinogradPlan (``WinogradPlan.cached``)
 PLAN_KEY = ("winograd", "plan")
 # MINIDNN_WINOGRAD=0 leaves Winograd out of the compact convs' timed choice (A/B runs).
@@ -249,8 +250,8 @@ def transform_tile(left: np.ndarray, right: np.ndarray, transpose: bool = False)
 
 if NUMBA_AVAILABLE:
     assert VECTOR_BYTES // 4 == LANES
-    _LANE16 = lane_tile(16, LANE_TILES, PRODUCT_FILTERS["avx2"][1])
-    _LANE32 = lane_tile(32, LANE_TILES, PRODUCT_FILTERS["avx512"][1])
+    _LANE16 = lane_tile(16, LANE_TILES, LANE_VECTOR_BYTES[16, LANE_TILES])
+    _LANE32 = lane_tile(32, LANE_TILES, LANE_VECTOR_BYTES[32, LANE_TILES])
     _M3, _M5 = WINOGRAD_OUTPUTS[3], WINOGRAD_OUTPUTS[5]
     assert _M3 == _M5 == 4, "the kernel's output loops are written for 4 x 4 output tiles"
     _AT3, _BT3, _ = winograd_matrices(_M3, 3)
@@ -404,7 +405,7 @@ class WinogradPlan:
         ``lane_filters`` (16 or 32; default this CPU's, ``PRODUCT_FILTERS``)."""
         f, c, r, _ = weight.shape
         m = WINOGRAD_OUTPUTS[r]
-        lf = PRODUCT_FILTERS[vector_isa()][0] if lane_filters is None else lane_filters
+        lf = PRODUCT_FILTERS[vector_isa()] if lane_filters is None else lane_filters
         if lf not in (16, 32):
             raise ValueError(f"WinogradPlan: lane_filters must be 16 or 32, got {lf!r}")
         blocks = -(-f // lf)
