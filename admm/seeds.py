@@ -7,13 +7,19 @@ weights and every batch order follow it), as much as the methods differ. A seed 
 runs every config once per seed, each seed in its own ordinary run directory
 (``DIR/seed<S>/``, with its own report, resumable as any other), then writes
 ``DIR/seeds.json``, ``DIR/seeds.md`` and ``DIR/seeds.png``: per run, every seed's accuracy and drop against
-that seed's dense model, the mean drop and its range, and, among the runs that prune
-the same way (model, dataset, prune spec), on how many seeds each had the smallest drop.
+that seed's dense model, the mean drop, its range and its 95% confidence interval, and,
+among the runs that prune the same way (model, dataset, prune spec), on how many seeds
+each had the smallest drop and, pair by pair, the mean difference of their drops on the
+seeds both ran, with its 95% interval (``paired``): two runs of one seed share the dense
+model and the data, so their difference varies less than either drop, and a difference
+whose interval holds 0 is one the seeds cannot tell from noise. The intervals are
+Student's t intervals (``t_quantile``), which assume the drops vary like a normal sample.
 With ``--jobs N`` the seeds run side by side, one process each (``run_seeds_in_parallel``).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -22,6 +28,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from . import plots
 from .config import ConfigError
@@ -114,6 +122,9 @@ def seed_study(out: str | Path, seeds: Iterable[int]) -> dict[str, Any]:
     # per run: the seeds on which others pruned the same way, and those where it did best
     compared: dict[str, list[int]] = {}
     smallest: dict[str, list[int]] = {}
+    # per run: the index of its prune spec (model, dataset, spec) in order of appearance
+    specs: dict[str, int] = {}
+    groups: dict[str, int] = {}
     for seed in seeds:
         path = seed_dir(out, seed) / "results.json"
         if not path.is_file():
@@ -126,42 +137,124 @@ def seed_study(out: str | Path, seeds: Iterable[int]) -> dict[str, Any]:
             entry["seeds"].append(seed)
             for key in ("dense_accuracy", "accuracy", "accuracy_drop"):
                 entry[key].append(row[key])
-        for group in same_spec(rows).values():
+        for key, group in same_spec(rows).items():
+            for row in group:
+                groups.setdefault(row["name"], specs.setdefault(key, len(specs)))
             if len(group) > 1:
                 for row in group:
                     compared.setdefault(row["name"], []).append(seed)
                 best = min(group, key=lambda r: r["accuracy_drop"])
                 smallest.setdefault(best["name"], []).append(seed)
     for entry in runs.values():
-        drops, name = entry["accuracy_drop"], entry["name"]
+        name = entry["name"]
+        entry.update(compared_on=compared.get(name, []), smallest_drop_on=smallest.get(name, []),
+                     spec_group=groups[name])
+    return with_intervals({"seeds": seeds, "runs": list(runs.values())})
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p``-quantile (0.5 <= p < 1) of Student's t distribution with ``df`` degrees of
+    freedom: bisection on its CDF, ``0.5 + integral from 0 to x of the density``, the
+    integral by Simpson's rule (the density is smooth: 4096 intervals give ~7 digits)."""
+    if not 0.5 <= p < 1 or df < 1:
+        raise ValueError(f"t_quantile: need 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
+    scale = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(x: float) -> float:
+        t = np.linspace(0.0, x, 4097)
+        f = scale * (1 + t * t / df) ** (-(df + 1) / 2)
+        return 0.5 + (x / 4096 / 3) * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < p:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def interval(values: list[float], level: float = 0.95) -> list[float] | None:
+    """The Student's t interval ``[low, high]`` of the mean of ``values`` at ``level``;
+    None for fewer than two values."""
+    if len(values) < 2:
+        return None
+    half = (t_quantile((1 + level) / 2, len(values) - 1) * statistics.stdev(values)
+            / math.sqrt(len(values)))
+    mean = statistics.fmean(values)
+    return [mean - half, mean + half]
+
+
+def with_intervals(study: dict[str, Any]) -> dict[str, Any]:
+    """``study`` with each run's drop statistics (``mean_drop``, ``min_drop``,
+    ``max_drop``, ``drop_sd``, ``drop_ci95``) and the ``paired`` differences of the runs
+    that share a ``spec_group``, from the runs' ``seeds`` and ``accuracy_drop`` alone (so
+    a ``seeds.json`` of an older version can be brought up to date)."""
+    runs = study["runs"]
+    for entry in runs:
+        drops = entry["accuracy_drop"]
         entry.update(mean_drop=statistics.fmean(drops), min_drop=min(drops),
-                     max_drop=max(drops), compared_on=compared.get(name, []),
-                     smallest_drop_on=smallest.get(name, []))
-    return {"seeds": seeds, "runs": list(runs.values())}
+                     max_drop=max(drops),
+                     drop_sd=statistics.stdev(drops) if len(drops) > 1 else None,
+                     drop_ci95=interval(drops))
+    paired = []
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            if a.get("spec_group") is None or a.get("spec_group") != b.get("spec_group"):
+                continue
+            drops_b = dict(zip(b["seeds"], b["accuracy_drop"]))
+            shared = [s for s in a["seeds"] if s in drops_b]
+            if len(shared) < 2:
+                continue
+            drops_a = dict(zip(a["seeds"], a["accuracy_drop"]))
+            diffs = [drops_a[s] - drops_b[s] for s in shared]
+            paired.append({"first": a["name"], "second": b["name"], "seeds": shared,
+                           "difference": diffs, "mean_difference": statistics.fmean(diffs),
+                           "ci95": interval(diffs),
+                           "first_smaller_on": [s for s, d in zip(shared, diffs) if d < 0]})
+    return {**study, "paired": paired}
 
 
 def _pts(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
+def _span(pair: list[float] | None) -> str:
+    return "" if pair is None else f"{_pts(pair[0])} to {_pts(pair[1])}"
+
+
 def seed_markdown(study: Mapping[str, Any]) -> str:
     seeds = study["seeds"]
     head = ["run", "kind", "method"] + [f"seed {s}" for s in seeds] + [
-        "mean drop", "range", "smallest drop of its spec on"]
+        "mean drop", "range", "95% interval of the mean", "smallest drop of its spec on"]
     lines = ["# Seed study", "",
              f"Accuracy drop in points against each seed's own dense model, seeds "
-             f"{', '.join(map(str, seeds))}. The last column counts the seeds on which the "
-             "run had the smallest drop among the runs with the same prune spec (of the seeds "
-             "where others pruned that way too).", "",
+             f"{', '.join(map(str, seeds))}. The interval is Student's t interval of the "
+             "mean drop over the seeds the run has (none for one seed). The last column "
+             "counts the seeds on which the run had the smallest drop among the runs with "
+             "the same prune spec (of the seeds where others pruned that way too).", "",
              "| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
     for r in study["runs"]:
         by_seed = dict(zip(r["seeds"], r["accuracy_drop"]))
         cells = [_pts(by_seed[s]) if s in by_seed else "" for s in seeds]
         lines.append("| " + " | ".join(
             [r["name"], r["kind"], r["method"], *cells, _pts(r["mean_drop"]),
-             f"{_pts(r['min_drop'])} to {_pts(r['max_drop'])}",
+             f"{_pts(r['min_drop'])} to {_pts(r['max_drop'])}", _span(r.get("drop_ci95")),
              f"{len(r['smallest_drop_on'])} of {len(r['compared_on'])}"
              if r["compared_on"] else "(alone)"]) + " |")
+    paired = study.get("paired", [])
+    if paired:
+        lines += ["", "## Paired differences", "",
+                  "For each two runs with the same prune spec: the first run's drop minus the "
+                  "second's on each seed both ran (same dense model, same data), in points; "
+                  "below 0 the first dropped less. Where the 95% interval holds 0, these "
+                  "seeds cannot tell the two apart.", "",
+                  "| first | second | seeds | mean difference | 95% interval | first dropped "
+                  "less on |", "|---|---|---|---:|---:|---:|"]
+        for p in paired:
+            lines.append(f"| {p['first']} | {p['second']} | {', '.join(map(str, p['seeds']))} "
+                         f"| {_pts(p['mean_difference'])} | {_span(p['ci95'])} | "
+                         f"{len(p['first_smaller_on'])} of {len(p['seeds'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from admm.__main__ import main
 from admm.config import ConfigError
-from admm.seeds import seed_dir, seed_markdown, seed_study
+from admm.seeds import interval, seed_dir, seed_markdown, seed_study, t_quantile, with_intervals
 from test_pipeline import tiny
 
 SPEC_A = {"conv1": {"kind": "filter", "keep": 0.5}}
@@ -39,9 +39,23 @@ def test_the_study_averages_each_runs_drops_and_counts_who_dropped_least(tmp_pat
     assert runs["a_mag"]["max_drop"] == pytest.approx(0.015)
     assert runs["a_admm"]["smallest_drop_on"] == [0] and runs["a_mag"]["smallest_drop_on"] == [3]
     assert runs["a_admm"]["compared_on"] == [0, 3] and runs["b_admm"]["compared_on"] == []
+    # two seeds: t with 1 degree of freedom (12.706) times the standard error, 0.25 points
+    half = 12.706 * 0.0025
+    assert runs["a_admm"]["drop_ci95"] == pytest.approx([0.0125 - half, 0.0125 + half], abs=1e-5)
+    assert runs["a_admm"]["drop_sd"] == pytest.approx(0.005 / 2 ** 0.5)
     md = seed_markdown(study)
-    assert "| a_admm | filter | admm | +1.00 | +1.50 | +1.25 | +1.00 to +1.50 | 1 of 2 |" in md
-    assert "| b_admm | filter | admm | +2.00 | +1.00 | +1.50 | +1.00 to +2.00 | (alone) |" in md
+    assert ("| a_admm | filter | admm | +1.00 | +1.50 | +1.25 | +1.00 to +1.50 | -1.93 to +4.43 "
+            "| 1 of 2 |") in md
+    assert ("| b_admm | filter | admm | +2.00 | +1.00 | +1.50 | +1.00 to +2.00 | -4.85 to +7.85 "
+            "| (alone) |") in md
+    # the pairs of one spec: a_admm's drop minus a_mag's, -0.5 and +0.5 points
+    (pair,) = study["paired"]
+    assert (pair["first"], pair["second"], pair["seeds"]) == ("a_admm", "a_mag", [0, 3])
+    assert pair["difference"] == pytest.approx([-0.005, 0.005])
+    assert pair["mean_difference"] == pytest.approx(0.0)
+    assert pair["ci95"] == pytest.approx([-0.0635, 0.0635], abs=1e-4)
+    assert pair["first_smaller_on"] == [0]
+    assert "| a_admm | a_mag | 0, 3 | +0.00 | -6.35 to +6.35 | 1 of 2 |" in md
 
 
 def test_a_run_missing_from_a_seed_leaves_its_cell_empty_and_a_missing_seed_is_an_error(tmp_path):
@@ -50,6 +64,8 @@ def test_a_run_missing_from_a_seed_leaves_its_cell_empty_and_a_missing_seed_is_a
                          _row("a_mag", "magnitude", SPEC_A, 0.90, 0.87)])
     study = seed_study(tmp_path, [0, 1])
     assert "| a_mag | filter | magnitude |  | +3.00 | +3.00 |" in seed_markdown(study)
+    # one seed: no interval; one shared seed: no pair
+    assert study["runs"][1]["drop_ci95"] is None and study["paired"] == []
     with pytest.raises(ConfigError, match="seed 2: no .*results.json"):
         seed_study(tmp_path, [0, 1, 2])
 
@@ -166,3 +182,36 @@ def test_each_seed_process_gets_its_share_of_every_thread_pool_not_set_already(t
                                 log=lambda line: None)
     assert [(e["NUMBA_NUM_THREADS"], e["OMP_NUM_THREADS"], e["OPENBLAS_NUM_THREADS"])
             for e in envs] == [("4", "8", "8")] * 2
+
+
+@pytest.mark.parametrize("p, df, table", [(0.975, 1, 12.706), (0.975, 2, 4.303),
+                                          (0.975, 5, 2.571), (0.975, 10, 2.228),
+                                          (0.975, 30, 2.042), (0.995, 4, 4.604),
+                                          (0.5, 3, 0.0)])
+def test_t_quantiles_match_the_printed_tables(p, df, table):
+    assert t_quantile(p, df) == pytest.approx(table, abs=6e-4)
+
+
+def test_t_quantile_and_interval_refuse_or_skip_what_they_cannot_compute():
+    for p, df in [(0.4, 3), (1.0, 3), (0.975, 0)]:
+        with pytest.raises(ValueError, match="t_quantile: need"):
+            t_quantile(p, df)
+    assert interval([0.3]) is None
+    # mean 2, sd 1, three values: 2 +- 4.303 / sqrt(3)
+    assert interval([1.0, 2.0, 3.0]) == pytest.approx([2 - 4.303 / 3 ** 0.5, 2 + 4.303 / 3 ** 0.5],
+                                                      abs=1e-3)
+
+
+def test_an_older_seeds_json_gets_its_intervals_and_pairs_from_its_drops():
+    old = {"seeds": [0, 1, 2], "runs": [
+        {"name": "x_admm", "seeds": [0, 1, 2], "accuracy_drop": [0.01, 0.02, 0.03]},
+        {"name": "x_mag", "seeds": [0, 1, 2], "accuracy_drop": [0.02, 0.02, 0.05]}]}
+    study = with_intervals(old)
+    assert study["paired"] == [] and study["runs"][0]["mean_drop"] == pytest.approx(0.02)
+    for run in old["runs"]:
+        run["spec_group"] = 0
+    (pair,) = with_intervals(old)["paired"]
+    assert pair["difference"] == pytest.approx([-0.01, 0.0, -0.02])
+    assert pair["first_smaller_on"] == [0, 2]
+    assert pair["ci95"] == pytest.approx([-0.01 - 4.303 * 0.01 / 3 ** 0.5,
+                                          -0.01 + 4.303 * 0.01 / 3 ** 0.5], abs=1e-5)
