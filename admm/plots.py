@@ -241,8 +241,9 @@ def _short_names(names: Sequence[str]) -> list[str]:
 
 def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
     """A seed study (``admm.seeds``): one panel per kind, per run its drop on every seed
-    (points) and their mean (a bar), so the spread shows next to the methods' differences.
-    A panel's runs are labelled by method, or by their names where two share a method."""
+    (points), their mean (a bar) and, from three seeds on, the mean's 95% interval (a thin
+    line beside it), so the spread shows next to the methods' differences. A panel's runs
+    are labelled by method, or by their names where two share a method."""
     runs = study["runs"]
     short = dict(zip((r["name"] for r in runs), _short_names([r["name"] for r in runs])))
     kinds = list(dict.fromkeys(r["kind"] for r in runs))
@@ -256,6 +257,10 @@ def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
             ax.plot([i] * len(drops), drops, linestyle="none", marker=marker, color=color,
                     alpha=0.7)
             ax.plot([i - 0.3, i + 0.3], [100 * r["mean_drop"]] * 2, "-", color=color, lw=2.5)
+            ci = r.get("drop_ci95")
+            if ci is not None and len(drops) >= 3:  # two seeds' t interval is too wide to say much
+                ax.plot([i + 0.2] * 2, [100 * ci[0], 100 * ci[1]], "-", color=color, lw=1,
+                        alpha=0.6)
         labels = [method_label(r) for r in mine]
         if len(set(labels)) < len(labels):  # e.g. two ADMM configs of one kind
             labels = [short[r["name"]] for r in mine]
@@ -267,7 +272,8 @@ def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
         ax.set_ylabel("accuracy drop (pts)")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"Drop against each seed's dense model, seeds "
-                 f"{', '.join(map(str, study['seeds']))} (bars: mean)")
+                 f"{', '.join(map(str, study['seeds']))} (bars: mean; thin lines: its 95% "
+                 "interval)")
     return fig
 
 

@@ -152,6 +152,14 @@ def test_the_figure_shows_every_seeds_drop_and_the_mean_per_run(tmp_path):
     (ax,) = plots.seed_drops_figure(seed_study(tmp_path / "same", [0])).axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["admm", "wide_admm"]
     assert plots._short_names(["only_one"]) == ["only_one"]
+    # three seeds: the mean's interval beside it, 1.0 +- 4.303 * 0.5 / sqrt(3) points
+    _write(tmp_path / "three", 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.895)])
+    _write(tmp_path / "three", 1, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89)])
+    _write(tmp_path / "three", 2, [_row("a_admm", "admm", SPEC_A, 0.90, 0.885)])
+    (ax,) = plots.seed_drops_figure(seed_study(tmp_path / "three", [0, 1, 2])).axes
+    x, y = (list(v) for v in ax.get_lines()[-1].get_data())
+    half = 4.303 * 0.5 / 3 ** 0.5
+    assert x == [0.2, 0.2] and y == pytest.approx([1.0 - half, 1.0 + half], abs=1e-3)
     paths = write_seed_report(tmp_path, study)
     assert [p.name for p in paths] == ["seeds.json", "seeds.md", "seeds.png"]
     assert paths[2].stat().st_size > 0
