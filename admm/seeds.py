@@ -110,6 +110,8 @@ def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Pat
 
 def _report(out: str | Path, seeds: list[int], log: Callable[[str], None]) -> dict[str, Any]:
     study = seed_study(out, seeds)
+    for line in summary_lines(study):
+        log(line)
     paths = write_seed_report(out, study)
     log(f"[seeds] wrote {paths[0]}, {paths[1]} and {paths[2]}")
     return study
@@ -213,6 +215,18 @@ def with_intervals(study: dict[str, Any]) -> dict[str, Any]:
                            "ci95": interval(diffs),
                            "first_smaller_on": [s for s, d in zip(shared, diffs) if d < 0]})
     return {**study, "paired": paired}
+
+
+def summary_lines(study: Mapping[str, Any]) -> list[str]:
+    """One line per run: its mean drop over its seeds, with the interval where there is one."""
+    lines = []
+    for r in study["runs"]:
+        n = len(r["seeds"])
+        ci = r.get("drop_ci95")
+        lines.append(f"[seeds] {r['name']}: mean drop {_pts(r['mean_drop'])} pts over {n} "
+                     f"seed{'s' if n > 1 else ''}"
+                     + ("" if ci is None else f" (95% interval {_span(ci)})"))
+    return lines
 
 
 def _pts(value: float) -> str:

@@ -5,7 +5,8 @@ import pytest
 
 from admm.__main__ import main
 from admm.config import ConfigError
-from admm.seeds import interval, seed_dir, seed_markdown, seed_study, t_quantile, with_intervals
+from admm.seeds import (interval, seed_dir, seed_markdown, seed_study, summary_lines, t_quantile,
+                        with_intervals)
 from test_pipeline import tiny
 
 SPEC_A = {"conv1": {"kind": "filter", "keep": 0.5}}
@@ -64,6 +65,9 @@ def test_a_run_missing_from_a_seed_leaves_its_cell_empty_and_a_missing_seed_is_a
                          _row("a_mag", "magnitude", SPEC_A, 0.90, 0.87)])
     study = seed_study(tmp_path, [0, 1])
     assert "| a_mag | filter | magnitude |  | +3.00 | +3.00 |" in seed_markdown(study)
+    assert summary_lines(study) == [
+        "[seeds] a_admm: mean drop +1.50 pts over 2 seeds (95% interval -4.85 to +7.85)",
+        "[seeds] a_mag: mean drop +3.00 pts over 1 seed"]
     # one seed: no interval; one shared seed: no pair
     assert study["runs"][1]["drop_ci95"] is None and study["paired"] == []
     with pytest.raises(ConfigError, match="seed 2: no .*results.json"):
@@ -76,10 +80,14 @@ def test_cli_runs_every_seed_into_its_own_directory_then_the_study(tmp_path, cap
     out = tmp_path / "study"
     assert main(["reproduce", "--config", str(config), "--out", str(out),
                  "--seeds", "2", "0"]) == 0
-    assert "[seeds] wrote" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "[seeds] wrote" in said
     study = json.loads((out / "seeds.json").read_text())
     assert study["seeds"] == [2, 0]
     (run,) = study["runs"]
+    lo, hi = (f"{100 * v:+.2f}" for v in run["drop_ci95"])
+    assert (f"[seeds] t_seeds: mean drop {100 * run['mean_drop']:+.2f} pts over 2 seeds "
+            f"(95% interval {lo} to {hi})") in said
     for seed, accuracy in zip([2, 0], run["accuracy"]):
         state = json.loads((seed_dir(out, seed) / "t_seeds" / "state.json").read_text())
         assert state["config"]["seed"] == seed
