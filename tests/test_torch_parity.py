@@ -1,4 +1,5 @@
-"""Forward and backward parity with PyTorch (CPU), the test oracle. Skips without torch."""
+"""Forward and backward parity with PyTorch (CPU), the test oracle, and ADMM pruning against
+an independent PyTorch version of it. Skips without torch."""
 import numpy as np
 import pytest
 
@@ -115,3 +116,88 @@ def test_twenty_optimizer_steps(rng, make_opt):
         assert loss.item() == pytest.approx(tloss.item(), rel=1e-9)
     for p, tp in zip(ours.parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), atol=1e-10)
+
+
+def _torch_project(w, kind, keep):
+    """The Euclidean projections written again in PyTorch for the oracle: keep the
+    ``round(keep * n)`` largest filters (by L2 norm) or weights (by magnitude)."""
+    if kind == "filter":
+        norms = w.reshape(w.shape[0], -1).norm(dim=1)
+        kept = torch.zeros_like(norms, dtype=torch.bool)
+        kept[torch.topk(norms, int(keep * w.shape[0] + 0.5)).indices] = True
+        return w * kept.reshape(-1, *[1] * (w.ndim - 1))
+    flat = w.reshape(-1)
+    kept = torch.zeros_like(flat, dtype=torch.bool)
+    kept[torch.topk(flat.abs(), int(keep * flat.numel() + 0.5)).indices] = True
+    return (flat * kept).reshape(w.shape)
+
+
+def test_admm_rounds_hard_pruning_and_masked_retraining_match_an_independent_torch_version(rng):
+    """ADMM as the paper writes it, in PyTorch: the W-step's penalty rho/2 ||W - Z + U||^2
+    added to the loss (autograd gives its gradient; ours adds it in an optimizer hook),
+    Z = Pi_S(W + U), U += W - Z, rho grown; then W = Pi_S(W) and Adam with the pruned
+    weights held at zero. Same data, float64: the same weights at every stage."""
+    from admm import ADMMPruner, MaskedRetraining
+    ours, theirs = _twin_models(seed=0)
+    spec = {"conv": {"kind": "filter", "keep": 0.5}, "fc": {"kind": "irregular", "keep": 0.25}}
+    rho0, growth, every, rounds = 0.05, 1.5, 5, 4
+    opt = optim.Adam(ours.named_parameters(), lr=1e-2)
+    pruner = ADMMPruner(ours, spec, rho=rho0, rho_growth=growth, rho_max=1.0,
+                        update_every=every).attach(opt)
+    topt = torch.optim.Adam(theirs.parameters(), lr=1e-2)
+    tw = {"conv": theirs[0].weight, "fc": theirs[3].weight}
+    with torch.no_grad():
+        Z = {k: _torch_project(w.detach().clone(), spec[k]["kind"], spec[k]["keep"])
+             for k, w in tw.items()}
+    U = {k: torch.zeros_like(w) for k, w in tw.items()}
+    rho = rho0
+    batches = [(rng.standard_normal((8, 1, 8, 8)), rng.integers(0, 5, size=8))
+               for _ in range(rounds * every + 5)]
+
+    def our_step(x, y):
+        loss = F.cross_entropy(ours(tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for step, (x, y) in enumerate(batches[:rounds * every]):
+        our_step(x, y)
+        loss = TF.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+        loss = loss + sum(rho / 2 * ((tw[k] - Z[k] + U[k]) ** 2).sum() for k in tw)
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+        if (step + 1) % every == 0:  # the Z- and U-steps, then rho grows
+            with torch.no_grad():
+                for k, w in tw.items():
+                    Z[k] = _torch_project(w + U[k], spec[k]["kind"], spec[k]["keep"])
+                    U[k] = U[k] + w - Z[k]
+            rho = min(rho * growth, 1.0)
+    assert len(pruner.history) == rounds
+    for k, w in tw.items():
+        np.testing.assert_allclose(pruner.params[f"{k}.weight"].data, w.detach().numpy(),
+                                   atol=1e-10)
+        np.testing.assert_allclose(pruner.Z[f"{k}.weight"], Z[k].numpy(), atol=1e-10)
+        np.testing.assert_allclose(pruner.U[f"{k}.weight"], U[k].numpy(), atol=1e-10)
+    assert pruner.rho["conv.weight"] == pytest.approx(rho)
+    # hard pruning onto Pi_S(W), then retraining with the pruned weights held at zero
+    masks = pruner.hard_prune()
+    MaskedRetraining(ours, masks).attach(opt)
+    with torch.no_grad():
+        tmask = {k: _torch_project(w, spec[k]["kind"], spec[k]["keep"]) != 0 for k, w in tw.items()}
+        for k, w in tw.items():
+            w.mul_(tmask[k])
+    for k in tw:
+        np.testing.assert_array_equal(masks[f"{k}.weight"], tmask[k].numpy())
+    for x, y in batches[rounds * every:]:
+        our_step(x, y)
+        loss = TF.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+        with torch.no_grad():
+            for k, w in tw.items():
+                w.mul_(tmask[k])
+    for (_, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), atol=1e-10)
+    assert (ours.conv.weight.data.reshape(4, -1).any(axis=1)).sum() == 2
