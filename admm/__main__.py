@@ -1,4 +1,4 @@
-"""The command line: ``python -m admm reproduce | demo | stats``.
+"""The command line: ``python -m admm reproduce | demo | stats | seeds``.
 
     python -m admm reproduce --config admm/configs/lenet5_fmnist_filter_admm.yaml --out runs/x
     python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
@@ -7,6 +7,7 @@
     python -m admm reproduce --all --only NAME ... --seeds 0 1 2 --out runs/seeds [--jobs 3]
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
+    python -m admm seeds runs/a/seeds.json runs/b/seeds.json [--runs NAME ...]
 
 A bad config, a bad prune spec or missing data ends the program with exit code 2 and a
 one-line ``error:`` message; Ctrl-C with 130 and a hint to ``--resume``.
@@ -98,6 +99,14 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(args: argparse.Namespace) -> int:
+    from .seeds import pool_studies, pooled_lines
+
+    for line in pooled_lines(pool_studies(args.studies, args.runs)):
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m admm", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--checkpoint", required=True, help="a .npz written by the pipeline")
     stats.add_argument("--model", help="the model's name, if the checkpoint does not say")
     stats.set_defaults(func=_stats)
+
+    seeds = commands.add_parser(
+        "seeds", help="several seed studies' seeds.json as one sample: each run's mean drop "
+                      "over all their seeds and its 95%% interval")
+    seeds.add_argument("studies", nargs="+", metavar="SEEDS_JSON", help="seeds.json files")
+    seeds.add_argument("--runs", nargs="+", metavar="NAME", help="just these runs")
+    seeds.set_defaults(func=_seeds)
     return parser
 
 

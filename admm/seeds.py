@@ -229,6 +229,40 @@ def summary_lines(study: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def pool_studies(paths: Iterable[str | Path], names: Iterable[str] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Several studies' ``seeds.json`` (other machines, say) taken as one sample: per run
+    name (those in ``names``, else every one, in order of first appearance), every drop
+    of every study, their mean and its 95% interval."""
+    drops: dict[str, list[float]] = {}
+    studies: dict[str, int] = {}
+    for path in map(Path, paths):
+        try:
+            study = json.loads(path.read_text())
+            runs = study["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path}: not a seed study's seeds.json ({err})") from None
+        for run in runs:
+            drops.setdefault(run["name"], []).extend(run["accuracy_drop"])
+            studies[run["name"]] = studies.get(run["name"], 0) + 1
+    names = list(drops) if names is None else list(names)
+    missing = [name for name in names if name not in drops]
+    if missing:
+        raise ConfigError(f"--runs: no run {', '.join(missing)} in these studies")
+    return [{"name": name, "studies": studies[name], "accuracy_drop": drops[name],
+             "mean_drop": statistics.fmean(drops[name]), "drop_ci95": interval(drops[name])}
+            for name in names]
+
+
+def pooled_lines(pooled: Iterable[Mapping[str, Any]]) -> list[str]:
+    """``pool_studies`` in words, one line per run."""
+    return [f"{p['name']}: {len(p['accuracy_drop'])} drop"
+            f"{'s' if len(p['accuracy_drop']) > 1 else ''} from {p['studies']} "
+            f"stud{'ies' if p['studies'] > 1 else 'y'}, mean {_pts(p['mean_drop'])} pts"
+            + ("" if p["drop_ci95"] is None else f", 95% interval {_span(p['drop_ci95'])}")
+            for p in pooled]
+
+
 def _pts(value: float) -> str:
     return f"{100 * value:+.2f}"
 

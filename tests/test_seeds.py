@@ -231,3 +231,23 @@ def test_an_older_seeds_json_gets_its_intervals_and_pairs_from_its_drops():
     assert pair["first_smaller_on"] == [0, 2]
     assert pair["ci95"] == pytest.approx([-0.01 - 4.303 * 0.01 / 3 ** 0.5,
                                           -0.01 + 4.303 * 0.01 / 3 ** 0.5], abs=1e-5)
+
+
+def test_studies_pooled_take_every_seed_of_every_study_as_one_sample(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"seeds": [0, 1], "runs": [
+        {"name": "x_admm", "accuracy_drop": [0.01, 0.02]},
+        {"name": "x_mag", "accuracy_drop": [0.03, 0.05]}]}))
+    b.write_text(json.dumps({"seeds": [0], "runs": [{"name": "x_admm", "accuracy_drop": [0.03]}]}))
+    # x_admm: 1, 2 and 3 points: mean 2, sd 1, 2 +- 4.303 / sqrt(3) = 2 +- 2.48
+    assert main(["seeds", str(a), str(b)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "x_admm: 3 drops from 2 studies, mean +2.00 pts, 95% interval -0.48 to +4.48",
+        "x_mag: 2 drops from 1 study, mean +4.00 pts, 95% interval -8.71 to +16.71"]
+    assert main(["seeds", str(b), "--runs", "x_admm"]) == 0
+    assert capsys.readouterr().out == "x_admm: 1 drop from 1 study, mean +3.00 pts\n"
+    assert main(["seeds", str(a), "--runs", "x_ssl"]) == 2
+    assert "error: --runs: no run x_ssl in these studies" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["seeds", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a seed study's seeds.json" in capsys.readouterr().err
