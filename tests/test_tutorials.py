@@ -120,6 +120,14 @@ def test_pipeline_notebook_small(fashion):
     assert ns["again"] == admm_row  # the resume found every phase done
     assert [r["name"] for r in ns["results"]["runs"]] == ["demo_admm", "demo_magnitude"]
     assert len(ns["full"]["runs"]) == 22
+    # what its text says of the GPU seed study: two of ADMM's six differences resolved,
+    # both in its favour, and the filter drop's interval from 0.1 to 1.2 points
+    assert ns["resolved"] == [("lenet5_fmnist_filter_admm", "lenet5_fmnist_filter_magnitude"),
+                              ("lenet5_fmnist_channel_admm", "lenet5_fmnist_channel_ssl")]
+    assert all(p["mean_difference"] < 0 for p in ns["study"]["paired"]
+               if (p["first"], p["second"]) in ns["resolved"])
+    ci = next(r["drop_ci95"] for r in ns["study"]["runs"] if r["name"] == "lenet5_fmnist_filter_admm")
+    assert [round(100 * v, 1) for v in ci] == [0.1, 1.2]
     assert not ns["OUT"].exists()  # the notebook removes its scratch folder
 
 
