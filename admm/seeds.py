@@ -201,14 +201,16 @@ def with_intervals(study: dict[str, Any]) -> dict[str, Any]:
                      drop_ci95=interval(drops))
     paired = []
     for i, a in enumerate(runs):
+        if a.get("spec_group") is None:
+            continue
+        drops_a = dict(zip(a["seeds"], a["accuracy_drop"]))
         for b in runs[i + 1:]:
-            if a.get("spec_group") is None or a.get("spec_group") != b.get("spec_group"):
+            if a["spec_group"] != b.get("spec_group"):
                 continue
             drops_b = dict(zip(b["seeds"], b["accuracy_drop"]))
             shared = [s for s in a["seeds"] if s in drops_b]
             if len(shared) < 2:
                 continue
-            drops_a = dict(zip(a["seeds"], a["accuracy_drop"]))
             diffs = [drops_a[s] - drops_b[s] for s in shared]
             paired.append({"first": a["name"], "second": b["name"], "seeds": shared,
                            "difference": diffs, "mean_difference": statistics.fmean(diffs),
