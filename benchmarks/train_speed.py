@@ -23,6 +23,7 @@ import resource
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,12 +100,15 @@ def minidnn_worker(args):
 
 
 def torch_worker(args):
+    import minidnn  # noqa: F401  (before torch, which loads NumPy: minidnn sets OpenBLAS's defaults)
     import torch
 
     torch.set_num_threads(args.threads)
     from minidnn.models import LeNet5
 
     images, labels, batches = epoch_batches(args.batch_size)
+    # minidnn hands out its cached data sets read-only; torch only reads them here
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     images = torch.from_numpy(images).to(args.device)
     labels = torch.from_numpy(labels).to(args.device)
     batches = [torch.from_numpy(idx).to(args.device) for idx in batches]
