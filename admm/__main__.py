@@ -1,4 +1,4 @@
-"""The command line: ``python -m admm reproduce | demo | stats | seeds``.
+"""The command line: ``python -m admm reproduce | demo | stats | seeds | seed-report``.
 
     python -m admm reproduce --config admm/configs/lenet5_fmnist_filter_admm.yaml --out runs/x
     python -m admm reproduce --all --out runs/all [--only NAME ...] [--resume | --remeasure]
@@ -8,6 +8,7 @@
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
     python -m admm seeds runs/a/seeds.json runs/b/seeds.json [--runs NAME ...]
+    python -m admm seed-report --out runs/seeds --seeds 0 1 2 3
 
 A bad config, a bad prune spec or missing data ends the program with exit code 2 and a
 one-line ``error:`` message; Ctrl-C with 130 and a hint to ``--resume``.
@@ -107,6 +108,13 @@ def _seeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed_report(args: argparse.Namespace) -> int:
+    from .seeds import check_seeds, report_study
+
+    report_study(args.out, check_seeds(args.seeds))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m admm", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("studies", nargs="+", metavar="SEEDS_JSON", help="seeds.json files")
     seeds.add_argument("--runs", nargs="+", metavar="NAME", help="just these runs")
     seeds.set_defaults(func=_seeds)
+
+    report = commands.add_parser(
+        "seed-report", help="write OUT/seeds.json, seeds.md and seeds.png again from the "
+                            "seed directories already there (OUT/seed<N>/results.json), e.g. "
+                            "after adding a seed or a seed run elsewhere")
+    report.add_argument("--out", required=True, help="the study's directory")
+    report.add_argument("--seeds", type=int, nargs="+", metavar="N", required=True,
+                        help="the seeds to take (each needs OUT/seed<N>/results.json)")
+    report.set_defaults(func=_seed_report)
     return parser
 
 

@@ -63,7 +63,7 @@ def run_seeds(run: Callable[[Path, int], Any], out: str | Path, seeds: Iterable[
     for seed in seeds:
         log(f"=== seed {seed}: {seed_dir(out, seed)}")
         run(seed_dir(out, seed), seed)
-    return _report(out, seeds, log)
+    return report_study(out, seeds, log)
 
 
 def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Path,
@@ -105,10 +105,15 @@ def run_seeds_in_parallel(argv: Callable[[Path, int], list[str]], out: str | Pat
         logs = ", ".join(str(out / f"seed{seed}.log") for seed in failed)
         raise ConfigError(f"--seeds: the run of seed {' '.join(map(str, failed))} failed; "
                           f"see {logs}")
-    return _report(out, seeds, log)
+    return report_study(out, seeds, log)
 
 
-def _report(out: str | Path, seeds: list[int], log: Callable[[str], None]) -> dict[str, Any]:
+def report_study(out: str | Path, seeds: list[int],
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``seed_study`` over the seed directories in ``out``: its summary lines, then
+    ``seeds.json``, ``seeds.md`` and ``seeds.png`` in ``out``. ``python -m admm seed-report``
+    runs it alone, for seeds gathered from several runs (a seed copied in from a full
+    ``reproduce --all``, say) or one added later."""
     study = seed_study(out, seeds)
     for line in summary_lines(study):
         log(line)

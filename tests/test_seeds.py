@@ -251,3 +251,28 @@ def test_studies_pooled_take_every_seed_of_every_study_as_one_sample(tmp_path, c
     (tmp_path / "bad.json").write_text("{}")
     assert main(["seeds", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: not a seed study's seeds.json" in capsys.readouterr().err
+
+
+def test_seed_report_rewrites_a_study_from_the_seed_directories_already_there(tmp_path, capsys):
+    # seed 0 copied in from elsewhere, seed 1 run into the study: one report over both
+    _write(tmp_path, 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89),
+                         _row("a_mag", "magnitude", SPEC_A, 0.90, 0.88)])
+    _write(tmp_path, 1, [_row("a_admm", "admm", SPEC_A, 0.91, 0.89),
+                         _row("a_mag", "magnitude", SPEC_A, 0.91, 0.885)])
+    assert main(["seed-report", "--out", str(tmp_path), "--seeds", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "[seeds] a_admm: mean drop +1.50 pts over 2 seeds" in out
+    study = json.loads((tmp_path / "seeds.json").read_text())
+    assert study["seeds"] == [0, 1]
+    assert study["runs"][0]["accuracy_drop"] == pytest.approx([0.01, 0.02])
+    (pair,) = study["paired"]
+    assert pair["difference"] == pytest.approx([-0.01, -0.005])
+    assert "| a_admm | a_mag | 0, 1 | -0.75 |" in (tmp_path / "seeds.md").read_text()
+    assert (tmp_path / "seeds.png").stat().st_size > 0
+    # a seed without its directory, or a seed twice: an error that says which, nothing written
+    (tmp_path / "seeds.json").unlink()
+    assert main(["seed-report", "--out", str(tmp_path), "--seeds", "0", "2"]) == 2
+    assert "error: seed 2: no " in capsys.readouterr().err
+    assert main(["seed-report", "--out", str(tmp_path), "--seeds", "0", "0"]) == 2
+    assert "--seeds: each seed once" in capsys.readouterr().err
+    assert not (tmp_path / "seeds.json").exists()
