@@ -1,6 +1,7 @@
 """Seed studies: the same configs over several seeds, one table of their spread.
 
     python -m admm reproduce --all --only NAME ... --seeds 0 1 2 --out runs/seeds
+    python -m admm seed-report --out runs/seeds --seeds 0 1 2 3   # the report again
 
 A single run moves by a few tenths of a point with the seed (the dense model's initial
 weights and every batch order follow it), as much as the methods differ. A seed study
