@@ -12,12 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", flags=re.S | re.M)
 
 
 def prose(text: str) -> str:
     """The text outside fenced code blocks and inline code spans."""
-    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
-    return re.sub(r"`[^`\n]*`", "", text)
+    return re.sub(r"`[^`\n]*`", "", FENCE.sub("", text))
 
 
 def slug(heading: str) -> str:
@@ -29,7 +29,7 @@ def slug(heading: str) -> str:
 
 def anchors(page: Path):
     """Every heading's anchor (outside fenced code; a repeated heading gets -1, -2, ...)."""
-    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
     seen: dict[str, int] = {}
     for m in re.finditer(r"^#{1,6} (.+)$", text, flags=re.M):
         base = slug(m.group(1))
