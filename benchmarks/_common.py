@@ -8,10 +8,13 @@ machine load. A worker answers each command line on stdin with one JSON line on 
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
+import time
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS")
@@ -58,6 +61,41 @@ def steady_malloc() -> bool:
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
     return bool(mallopt(m_mmap_threshold, MALLOC_THRESHOLD)
                 and mallopt(m_trim_threshold, MALLOC_THRESHOLD))
+
+
+def pair_parser(doc: str, repeats: int) -> argparse.ArgumentParser:
+    """The options of an A/B kernel benchmark timed by ``time_pair``: ``--threads``,
+    ``--repeats`` and ``--json``; a script adds its own, then calls ``parse_pair_args``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=repeats, help="interleaved rounds (median)")
+    p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
+    return p
+
+
+def parse_pair_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    if min(args.threads, args.repeats) < 1:
+        p.error("--threads and --repeats must be positive")
+    return args
+
+
+def time_pair(first, second, repeats: int, burst: int = 4) -> tuple[float, float]:
+    """Median milliseconds of two callables, run alternately in bursts of ``burst`` calls
+    after one warm-up each; the first call of each burst is not counted. Right after the
+    other kind of kernel, a call pays for the switch between thread pools (OpenBLAS's and
+    Numba's wake up and spin down); inside a model one kernel runs per layer, so that cost
+    belongs to neither kernel. (``sparse_linear.py``, ``train_conv.py``)"""
+    first(), second()
+    times = ([], [])
+    for _ in range(repeats):
+        for fn, out in zip((first, second), times):
+            for call in range(burst):
+                start = time.perf_counter()
+                fn()
+                if call:
+                    out.append(time.perf_counter() - start)
+    return tuple(round(statistics.median(t) * 1e3, 4) for t in times)
 
 
 def torch_available() -> bool:

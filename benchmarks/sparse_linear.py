@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-from _common import limit_blas, machine_info, pin_threads  # noqa: E402
+from _common import (limit_blas, machine_info, pair_parser, parse_pair_args,  # noqa: E402
+                     pin_threads, time_pair)
 
 LAYERS = {"lenet5.fc1": (500, 800), "lenet300100.fc1": (300, 784)}
 DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -30,32 +29,8 @@ BATCHES = (1, 8, 64)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=30, help="interleaved rounds (median)")
-    p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
-    args = p.parse_args(argv)
-    if min(args.threads, args.repeats) < 1:
-        p.error("--threads and --repeats must be positive")
-    return args
-
-
-def time_pair(dense, csr, repeats: int, burst: int = 4) -> tuple[float, float]:
-    """Median milliseconds of two callables, run alternately in bursts of ``burst`` calls
-    after one warm-up each; the first call of each burst is not counted. Right after the
-    other kind of kernel, a call pays for the switch between thread pools (OpenBLAS's and
-    Numba's wake up and spin down); inside a model one kernel runs per layer, so that cost
-    belongs to neither kernel."""
-    dense(), csr()
-    times = ([], [])
-    for _ in range(repeats):
-        for fn, out in zip((dense, csr), times):
-            for call in range(burst):
-                start = time.perf_counter()
-                fn()
-                if call:
-                    out.append(time.perf_counter() - start)
-    return tuple(round(statistics.median(t) * 1e3, 4) for t in times)
+    p = pair_parser(__doc__, repeats=30)
+    return parse_pair_args(p, argv)
 
 
 def main(args) -> dict:

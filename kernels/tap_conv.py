@@ -686,6 +686,20 @@ def _blocked(matrix: np.ndarray, table: np.ndarray, c: int, hp: int, wp: int, pw
     return channels, offs.astype(np.int64), wt
 
 
+def _fill_blocked(wt: np.ndarray, matrix: np.ndarray) -> None:
+    """Write ``matrix`` (F, taps) into ``wt`` (blocks, taps, tile filters) in place, as
+    ``_blocked`` lays it out; filter slots past F are left as they are (zero)."""
+    tile = wt.shape[2]
+    f = matrix.shape[0]
+    whole = f // tile
+    if matrix.shape[1] != wt.shape[1] or -(-f // tile) != wt.shape[0]:
+        raise ValueError(f"TapPlan.load: weights {matrix.shape} do not fit the plan's "
+                         f"blocks {wt.shape}")
+    wt[:whole] = matrix[:whole * tile].reshape(whole, tile, wt.shape[1]).transpose(0, 2, 1)
+    if whole * tile < f:
+        wt[whole, :, :f - whole * tile] = matrix[whole * tile:].T
+
+
 def conv_taps_numba(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, kh: int, kw: int,
                     bias: np.ndarray | None = None, stride: IntPair = 1, padding: IntPair = 0,
                     cache: dict | None = None) -> np.ndarray:
@@ -756,6 +770,15 @@ class TapPlan:
         kind = " row" if self.rows else " lane" if self.pix is not None else ""
         copy = ", no copy" if self.unpadded else ""
         return " + ".join(f"{f} x {p}" for f, p in shapes) + f"{kind} tiles{copy}"
+
+    def load(self, matrix: np.ndarray) -> None:
+        """Refill the blocked weights from ``matrix`` (F, taps), in the plan's table order.
+        In training (``kernels.train_conv``) the weights change at every step and the plan
+        does not. Two plans that share blocked weights (two batch sizes) both see the new
+        ones; the zero filters that pad the last block stay zero."""
+        _fill_blocked(self.wt, matrix[:self.split])
+        if self.wt_tail is not None:
+            _fill_blocked(self.wt_tail, matrix[self.split:])
 
     def run(self, x: np.ndarray, b: np.ndarray, cache: dict) -> np.ndarray:
         """The conv of ``x`` (this plan's shape and dtype) with bias ``b`` (of the output

@@ -82,3 +82,33 @@ def test_steady_malloc_reuses_large_blocks_instead_of_mapping_them_again():
     # by default the second 8 MB are mapped afresh: hundreds of page faults here (fewer
     # than its 2048 pages of 4 KiB, the kernel maps some ahead); reused when steady
     assert faults["default"] >= 50 and faults["steady"] <= faults["default"] // 5, faults
+
+
+def test_time_pair_alternates_bursts_and_drops_each_bursts_first_call(monkeypatch):
+    calls, clock = [], iter(range(10_000))
+    monkeypatch.setattr(_common.time, "perf_counter", lambda: next(clock) * 1e-3)
+
+    def first():
+        calls.append("a")
+        next(clock)  # every call of ``first`` takes one more tick than one of ``second``
+
+    def second():
+        calls.append("b")
+
+    a_ms, b_ms = _common.time_pair(first, second, repeats=3, burst=2)
+    assert calls == ["a", "b"] + (["a"] * 2 + ["b"] * 2) * 3  # a warm-up, then bursts
+    assert (a_ms, b_ms) == (2.0, 1.0)
+
+
+def test_train_conv_benchmark_prints_agreeing_rows():
+    """One LeNet-5 conv, one round: the script checks the two paths agree before timing."""
+    import json
+    import subprocess
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_conv.py"
+    out = subprocess.run([sys.executable, str(script), "--only", "lenet5.conv2 b64",
+                          "--repeats", "1", "--threads", "1"],
+                         capture_output=True, text=True, check=True, timeout=600)
+    report = json.loads(out.stdout.splitlines()[-1])
+    assert report["benchmark"] == "train_conv" and report["threads"] == 1
+    assert [r["product"] for r in report["rows"]] == ["forward", "input_grad"]
+    assert all(r["gemm_ms"] > 0 and r["taps_ms"] > 0 for r in report["rows"])

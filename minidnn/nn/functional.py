@@ -2,9 +2,10 @@
 
 Usage mirrors ``torch.nn.functional``: ``import minidnn.nn.functional as F``.
 Convolution is im2col + one GEMM (``kernels.im2col``); ``conv2d_simple`` in
-``kernels.im2col`` is the readable loop version it is tested against. A first layer
-(input needs no gradient) with a short reduction, like LeNet-5's conv1, runs the direct
-kernels of ``kernels.direct_conv`` instead, which skip the im2col buffer and transposes.
+``kernels.im2col`` is the readable loop version it is tested against. On the CPU a
+stride-1 conv runs its forward and input gradient through the register-tiled tap kernel
+instead (``kernels.train_conv``), and a first layer (input needs no gradient) with a short
+reduction, like LeNet-5's conv1, takes its weight gradient from ``kernels.direct_conv``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from kernels.im2col import col2im, conv_output_size, im2col
 from kernels.layout import nchw_to_rows, rows_to_nchw
 from kernels.pooling import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                              maxpool2d_forward)
+from kernels.train_conv import conv_forward, conv_input_grad, input_grad_fits, use_taps
 
 from ..backend import get_array_module
 from ..ops import ReLU, unbroadcast
@@ -30,7 +32,16 @@ def _pair(v: Any) -> tuple[int, int]:
 
 
 class Conv2d(Function):
-    """out[n, f] = sum_c W[f, c] * x[n, c] + b[f], computed as cols @ W.reshape(F, -1).T."""
+    """out[n, f] = sum_c W[f, c] * x[n, c] + b[f].
+
+    Three paths, the same numbers up to rounding:
+    - im2col + GEMM, ``cols @ W.reshape(F, -1).T``: any stride, and on CuPy;
+    - stride 1 on NumPy with Numba: the forward and the input gradient are convs run by
+      the register-tiled tap kernel (``kernels.train_conv``); the weight gradient is still
+      the GEMM on im2col columns, made in the backward pass;
+    - a first layer with a short reduction (``kernels.direct_conv.use_direct``): its weight
+      gradient comes from the direct kernel, with no im2col at all.
+    """
 
     def forward(self, x, w, b=None, stride=1, padding=0):
         if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
@@ -41,29 +52,38 @@ class Conv2d(Function):
         n, _, h, wd = x.shape
         f, _, kh, kw = w.shape
         self.stride, self.padding = _pair(stride), _pair(padding)
+        self.x, self.w, self.cols = x, w, None
         self.direct = use_direct(x, w.shape, self.stride, self.needs_grad[0])
+        self.taps = use_taps(x, w.shape, self.stride)
+        if self.taps:  # stride 1 on the CPU: the tap kernel, no im2col buffer
+            return conv_forward(x, w, b, self.padding)
         if self.direct:  # first layer, few terms per output: no im2col buffer, no transposes
-            self.x, self.w = x, w
             return conv2d_direct(x, w, b, self.stride, self.padding)
         oh = conv_output_size(h, kh, self.stride[0], self.padding[0])
         ow = conv_output_size(wd, kw, self.stride[1], self.padding[1])
         self.cols = im2col(x, kh, kw, self.stride, self.padding)  # (N*OH*OW, C*kh*kw)
-        self.x_shape, self.w = x.shape, w
         out = self.cols @ w.reshape(f, -1).T  # (N*OH*OW, F)
         return rows_to_nchw(out, n, oh, ow, b)  # transpose and bias add in one pass
 
     def backward(self, g):
         f, _, kh, kw = self.w.shape
+        with_bias = len(self.parents) == 3
         if self.direct:  # the input needs no gradient on this path
             gw, gb = conv2d_grad_weight(self.x, g, kh, kw, self.stride, self.padding)
-            return None, gw, gb if len(self.parents) == 3 else None
+            return None, gw, gb if with_bias else None
         # (N*OH*OW, F) rows of g and, in the same pass, the bias gradient sum over (n, oy, ox)
-        g2, gb = nchw_to_rows(g, with_bias_grad=len(self.parents) == 3)
-        gw = (g2.T @ self.cols).reshape(self.w.shape)
+        g2, gb = nchw_to_rows(g, with_bias_grad=with_bias)
+        cols = self.cols
+        if cols is None:  # the tap kernel ran the forward: the columns are made here
+            cols = im2col(self.x, kh, kw, self.stride, self.padding)
+        gw = (g2.T @ cols).reshape(self.w.shape)
         gx = None
         if self.needs_grad[0]:  # the first layer's input needs no gradient: skip col2im
-            gcols = g2 @ self.w.reshape(f, -1)
-            gx = col2im(gcols, self.x_shape, kh, kw, self.stride, self.padding)
+            if self.taps and input_grad_fits(self.w.shape, self.padding):
+                gx = conv_input_grad(g, self.w, self.padding)
+            else:
+                gcols = g2 @ self.w.reshape(f, -1)
+                gx = col2im(gcols, self.x.shape, kh, kw, self.stride, self.padding)
         return gx, gw, gb
 
 
