@@ -3,7 +3,7 @@
     python benchmarks/train_conv.py --json
 
 What ``minidnn.nn.functional.Conv2d`` runs for a stride-1 conv on the CPU
-(``kernels.train_conv``: ``conv_forward`` and ``conv_input_grad``) against what it ran
+(``kernels.train_conv``: ``conv_forward_numba`` and ``conv_input_grad_numba``) against what it ran
 before and still runs for any other stride (forward: im2col, the GEMM and the transpose
 to NCHW with the bias; input gradient: the rows of g, the GEMM with W and col2im). The
 weight gradient is the same GEMM on both paths and is not timed. Shapes: LeNet-5's conv1
@@ -50,7 +50,7 @@ def main(args) -> dict:
     import numpy as np
     from kernels.im2col import col2im, im2col
     from kernels.layout import nchw_to_rows, rows_to_nchw
-    from kernels.train_conv import conv_forward, conv_input_grad
+    from kernels.train_conv import conv_forward_numba, conv_input_grad_numba
     limit_blas(args.threads)
 
     rng = np.random.default_rng(0)
@@ -69,8 +69,8 @@ def main(args) -> dict:
         def gemm_input_grad():
             return col2im(nchw_to_rows(g)[0] @ w.reshape(f, -1), x.shape, k, k, 1, p)
 
-        pairs = {"forward": (gemm_forward, lambda: conv_forward(x, w, b, (p, p))),
-                 "input_grad": (gemm_input_grad, lambda: conv_input_grad(g, w, (p, p)))}
+        pairs = {"forward": (gemm_forward, lambda: conv_forward_numba(x, w, b, (p, p))),
+                 "input_grad": (gemm_input_grad, lambda: conv_input_grad_numba(g, w, (p, p)))}
         for product, (gemm, taps) in pairs.items():
             np.testing.assert_allclose(taps(), gemm(), rtol=1e-3, atol=1e-2)
             gemm_ms, taps_ms = time_pair(gemm, taps, args.repeats)

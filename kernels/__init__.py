@@ -4,6 +4,8 @@
 - ``kernels.pooling``: 2-D max and average pooling, forward and backward.
 - ``kernels.adam``: fused in-place Adam and SGD updates matching ``torch.optim``.
 - ``kernels.direct_conv``, ``kernels.layout``: the first layer's direct conv; GEMM rows to NCHW.
+- ``kernels.train_conv``: the dense stride-1 convs of training (forward and input gradient)
+  through ``tap_conv``'s register-tiled kernel, with weights that change at every step.
 - ``kernels.packed``: packed formats of pruned weights (filter, channel, column, CSR).
 - ``kernels.compact_conv``, ``kernels.tap_conv``: structured-pruned convs (kn2row,
   gather-im2col + GEMM, a register-blocked direct conv), the fastest timed per shape.

@@ -2,7 +2,8 @@
 
 Every structured-pruned conv is ``out[f] = b[f] + sum over kept taps (c, ky, kx) of
 W[f, tap] * (input plane c shifted by (ky, kx))``: filter pruning keeps all taps of fewer
-filters, channel pruning the taps of fewer channels, column pruning any list of taps.
+filters, channel pruning the taps of fewer channels, column pruning any list of taps,
+and a dense conv all of them (``kernels.train_conv`` runs training's convs this way).
 The GEMM kernels in ``kernels.compact_conv`` first copy every kept tap's shifted plane
 into an im2col buffer and let BLAS multiply. When few filters are kept that GEMM is
 short (M = F' rows), BLAS runs it far below its peak (about 90 GFLOP/s for M = 10 where

@@ -20,8 +20,10 @@ made once per weight and input shape and kept; each call refills its blocked wei
 current ones (``TapPlan.load``, a copy of F*C*kh*kw numbers). Plans live in a cache per
 thread, since a plan's buffers must not serve two calls at once.
 
-``benchmarks/train_conv.py`` times both products against im2col + GEMM; the references
-the tests compare with are ``kernels.im2col.conv2d_simple`` and the GEMM path itself.
+``benchmarks/train_conv.py`` times both products against im2col + GEMM. The references
+are ``conv_forward_ref`` (``kernels.im2col.conv2d_simple``) and ``conv_input_grad_ref``
+(the GEMM path's rows of g times W, then col2im); ``conv_forward`` and ``conv_input_grad``
+pick the tap kernel where ``use_taps`` allows.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import threading
 import numpy as np
 
 from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array
-from kernels.im2col import conv_geometry
+from kernels.im2col import col2im, conv2d_simple, conv_geometry
 from kernels.tap_conv import check_bias, tap_plan
 
 # Plans, tables and buffers per thread and weight shape (``tap_plan`` keys its plans by
@@ -86,15 +88,30 @@ def _conv(op: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     return plan.run(x, check_bias(op, b, f, plan.dtype).astype(plan.dtype, copy=False), cache)
 
 
-def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                 padding: tuple[int, int] = (0, 0)) -> np.ndarray:
+def conv_forward_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                     padding: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Reference forward: the readable loop convolution of ``kernels.im2col``."""
+    return conv2d_simple(x, w, b, 1, padding).astype(x.dtype, copy=False)
+
+
+def conv_input_grad_ref(g: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+                        padding: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Reference input gradient, as the GEMM path computes it: the rows of ``g`` times the
+    weights give each output pixel's gradient columns, which col2im adds up per input."""
+    f = w.shape[0]
+    rows = g.transpose(0, 2, 3, 1).reshape(-1, f)
+    return col2im(rows @ w.reshape(f, -1), tuple(x_shape), w.shape[2], w.shape[3], 1, padding)
+
+
+def conv_forward_numba(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                       padding: tuple[int, int] = (0, 0)) -> np.ndarray:
     """``(N, C, H, W) -> (N, F, OH, OW)``: the stride-1 conv of ``x`` with ``w`` (F, C, kh,
-    kw) plus ``b``, as ``kernels.im2col.conv2d_simple`` computes it."""
+    kw) plus ``b``, through the tap kernel."""
     return _conv("conv_forward", x, w, b, padding)
 
 
-def conv_input_grad(g: np.ndarray, w: np.ndarray, padding: tuple[int, int] = (0, 0)
-                    ) -> np.ndarray:
+def conv_input_grad_numba(g: np.ndarray, w: np.ndarray, padding: tuple[int, int] = (0, 0)
+                          ) -> np.ndarray:
     """The gradient of a stride-1 conv with weights ``w`` and ``padding`` with respect to
     its input, from the output gradient ``g`` (N, F, OH, OW): ``(N, C, H, W)``."""
     kh, kw = w.shape[2:]
@@ -105,4 +122,22 @@ def conv_input_grad(g: np.ndarray, w: np.ndarray, padding: tuple[int, int] = (0,
     return _conv("conv_input_grad", g, flipped, None, (kh - 1 - padding[0], kw - 1 - padding[1]))
 
 
-__all__ = ["CACHE_LIMIT", "conv_forward", "conv_input_grad", "input_grad_fits", "use_taps"]
+def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                 padding: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The stride-1 forward: the tap kernel where ``use_taps`` allows, else the reference."""
+    if use_taps(x, w.shape, (1, 1)):
+        return conv_forward_numba(x, w, b, padding)
+    return conv_forward_ref(x, w, b, padding)
+
+
+def conv_input_grad(g: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+                    padding: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The stride-1 input gradient (of an input of ``x_shape``): the tap kernel where
+    ``use_taps`` and ``input_grad_fits`` allow, else the reference."""
+    if use_taps(g, w.shape, (1, 1)) and input_grad_fits(w.shape, padding):
+        return conv_input_grad_numba(g, w, padding)
+    return conv_input_grad_ref(g, w, x_shape, padding)
+
+
+__all__ = ["CACHE_LIMIT", "conv_forward", "conv_forward_numba", "conv_forward_ref", "conv_input_grad",
+           "conv_input_grad_numba", "conv_input_grad_ref", "input_grad_fits", "use_taps"]

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 import minidnn.nn.functional as F
 from kernels import train_conv
-from kernels.im2col import col2im, conv2d_simple, im2col_ref
+from kernels.im2col import conv2d_simple, im2col_ref
 from kernels.tap_conv import TapPlan
-from kernels.train_conv import conv_forward, conv_input_grad, input_grad_fits, use_taps
+from kernels.train_conv import (conv_forward, conv_forward_numba, conv_forward_ref, conv_input_grad,
+                                conv_input_grad_numba, conv_input_grad_ref, input_grad_fits,
+                                use_taps)
 from minidnn.tensor import Tensor
 from minidnn.gradcheck import gradcheck
 
@@ -19,13 +21,6 @@ pytestmark = pytest.mark.skipif(not train_conv.NUMBA_AVAILABLE, reason="needs Nu
 
 FAST = settings(max_examples=25, deadline=None)
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
-
-
-def input_grad_ref(g, w, x_shape, padding):
-    """The input gradient as the GEMM path computes it: rows of g times W, then col2im."""
-    f, _, kh, kw = w.shape
-    rows = g.transpose(0, 2, 3, 1).reshape(-1, f)
-    return col2im(rows @ w.reshape(f, -1), x_shape, kh, kw, 1, padding)
 
 
 @st.composite
@@ -47,13 +42,13 @@ def test_forward_and_input_grad_equal_references(dtype, case, bias, seed):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
-    out = conv_forward(x, w, b, padding)
+    out = conv_forward_numba(x, w, b, padding)
     assert out.dtype == dtype and out.shape[:2] == (x_shape[0], w_shape[0])
-    np.testing.assert_allclose(out, conv2d_simple(x, w, b, 1, padding), **TOL[dtype])
+    np.testing.assert_allclose(out, conv_forward_ref(x, w, b, padding), **TOL[dtype])
     g = rng.standard_normal(out.shape).astype(dtype)
-    gx = conv_input_grad(g, w, padding)
+    gx = conv_input_grad_numba(g, w, padding)
     assert gx.shape == x_shape and gx.dtype == dtype
-    np.testing.assert_allclose(gx, input_grad_ref(g, w, x_shape, padding), **TOL[dtype])
+    np.testing.assert_allclose(gx, conv_input_grad_ref(g, w, x_shape, padding), **TOL[dtype])
 
 
 @pytest.mark.parametrize("shape", [(64, 20, 12, 12, 50, 5), (8, 1, 28, 28, 20, 5),
@@ -66,10 +61,10 @@ def test_lenet_sized_convs(shape):
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     w = rng.standard_normal((f, c, k, k)).astype(np.float32)
     b = rng.standard_normal(f).astype(np.float32)
-    out = conv_forward(x, w, b)
+    out = conv_forward_numba(x, w, b)
     np.testing.assert_allclose(out, conv2d_simple(x, w, b), rtol=1e-4, atol=2e-4)
     g = rng.standard_normal(out.shape).astype(np.float32)
-    np.testing.assert_allclose(conv_input_grad(g, w), input_grad_ref(g, w, x.shape, (0, 0)),
+    np.testing.assert_allclose(conv_input_grad_numba(g, w), conv_input_grad_ref(g, w, x.shape, (0, 0)),
                                rtol=1e-4, atol=2e-4)
 
 
@@ -81,18 +76,18 @@ def test_new_weights_every_call_and_plans_shared_across_batch_sizes():
     for step in range(4):
         w = rng.standard_normal((13, 6, 3, 3))  # 13 filters: a partly filled last block
         for n in (5, 2) if step % 2 else (2, 5):
-            np.testing.assert_allclose(conv_forward(xs[n], w, None, (1, 1)),
+            np.testing.assert_allclose(conv_forward_numba(xs[n], w, None, (1, 1)),
                                        conv2d_simple(xs[n], w, None, 1, (1, 1)), **TOL[np.float64])
             g = rng.standard_normal((n, 13, 10, 10))
-            np.testing.assert_allclose(conv_input_grad(g, w, (1, 1)),
-                                       input_grad_ref(g, w, xs[n].shape, (1, 1)),
+            np.testing.assert_allclose(conv_input_grad_numba(g, w, (1, 1)),
+                                       conv_input_grad_ref(g, w, xs[n].shape, (1, 1)),
                                        **TOL[np.float64])
 
 
 def test_load_refuses_weights_of_another_shape():
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3))
-    conv_forward(x, w)
+    conv_forward_numba(x, w)
     plans = [v for v in train_conv._cache(w.shape).values() if isinstance(v, TapPlan)]
     assert plans
     with pytest.raises(ValueError, match="do not fit"):
@@ -102,10 +97,10 @@ def test_load_refuses_weights_of_another_shape():
 def test_errors_and_eligibility():
     x = np.zeros((1, 2, 6, 6), np.float32)
     with pytest.raises(ValueError, match="padding"):
-        conv_input_grad(np.zeros((1, 4, 10, 10), np.float32), np.zeros((4, 2, 3, 3), np.float32),
-                        (3, 3))
+        conv_input_grad_numba(np.zeros((1, 4, 10, 10), np.float32),
+                              np.zeros((4, 2, 3, 3), np.float32), (3, 3))
     with pytest.raises(ValueError, match="expects x"):
-        conv_forward(x, np.zeros((4, 3, 3, 3), np.float32))
+        conv_forward_numba(x, np.zeros((4, 3, 3, 3), np.float32))
     assert input_grad_fits((4, 2, 3, 5), (2, 4)) and not input_grad_fits((4, 2, 3, 5), (3, 0))
     assert use_taps(x, (4, 2, 3, 3), (1, 1))
     assert not use_taps(x, (4, 2, 3, 3), (2, 1))
@@ -141,10 +136,10 @@ def test_conv2d_paths_agree(monkeypatch, stride, padding, needs_input_grad):
 
 
 def test_tap_path_taken_and_gradcheck(monkeypatch):
-    """A stride-1 conv runs conv_forward and conv_input_grad, and passes a float64
+    """A stride-1 conv runs the tap kernel both ways, and passes a float64
     gradient check through them."""
     seen = []
-    for name in ("conv_forward", "conv_input_grad"):
+    for name in ("conv_forward_numba", "conv_input_grad_numba"):
         real = getattr(F, name)
         monkeypatch.setattr(F, name, lambda *a, _real=real, _name=name: seen.append(_name)
                             or _real(*a))
@@ -152,7 +147,7 @@ def test_tap_path_taken_and_gradcheck(monkeypatch):
     inputs = [Tensor(rng.standard_normal(s), requires_grad=True)
               for s in ((2, 3, 6, 6), (4, 3, 3, 3), (4,))]
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), inputs)
-    assert {"conv_forward", "conv_input_grad"} <= set(seen)
+    assert {"conv_forward_numba", "conv_input_grad_numba"} <= set(seen)
 
 
 def test_im2col_reference_unchanged_by_fast_path():
@@ -167,3 +162,21 @@ def test_im2col_reference_unchanged_by_fast_path():
     rows = g.transpose(0, 2, 3, 1).reshape(-1, 4)
     np.testing.assert_allclose(w.grad, (rows.T @ im2col_ref(x, 3, 3, 1, 1)).reshape(4, 3, 3, 3),
                                **TOL[np.float64])
+
+
+def test_dispatchers_fall_back_to_the_references():
+    """Where the tap kernel does not apply (float16, a padding past kh-1) the dispatchers
+    give the references' answers."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float16)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    out = conv_forward(x, w, None, (1, 1))
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, conv_forward_ref(x, w, None, (1, 1)))
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    g = rng.standard_normal((2, 4, 10, 10))
+    np.testing.assert_allclose(conv_input_grad(g, w64, x64.shape, (3, 3)),
+                               conv_input_grad_ref(g, w64, x64.shape, (3, 3)), **TOL[np.float64])
+    g = rng.standard_normal((2, 4, 6, 6))
+    np.testing.assert_allclose(conv_input_grad(g, w64, x64.shape, (1, 1)),
+                               conv_input_grad_ref(g, w64, x64.shape, (1, 1)), **TOL[np.float64])

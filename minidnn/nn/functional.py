@@ -20,7 +20,7 @@ from kernels.im2col import col2im, conv_output_size, im2col
 from kernels.layout import nchw_to_rows, rows_to_nchw
 from kernels.pooling import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                              maxpool2d_forward)
-from kernels.train_conv import conv_forward, conv_input_grad, input_grad_fits, use_taps
+from kernels.train_conv import conv_forward_numba, conv_input_grad_numba, input_grad_fits, use_taps
 
 from ..backend import get_array_module
 from ..ops import ReLU, unbroadcast
@@ -56,7 +56,7 @@ class Conv2d(Function):
         self.direct = use_direct(x, w.shape, self.stride, self.needs_grad[0])
         self.taps = use_taps(x, w.shape, self.stride)
         if self.taps:  # stride 1 on the CPU: the tap kernel, no im2col buffer
-            return conv_forward(x, w, b, self.padding)
+            return conv_forward_numba(x, w, b, self.padding)
         if self.direct:  # first layer, few terms per output: no im2col buffer, no transposes
             return conv2d_direct(x, w, b, self.stride, self.padding)
         oh = conv_output_size(h, kh, self.stride[0], self.padding[0])
@@ -80,7 +80,7 @@ class Conv2d(Function):
         gx = None
         if self.needs_grad[0]:  # the first layer's input needs no gradient: skip col2im
             if self.taps and input_grad_fits(self.w.shape, self.padding):
-                gx = conv_input_grad(g, self.w, self.padding)
+                gx = conv_input_grad_numba(g, self.w, self.padding)
             else:
                 gcols = g2 @ self.w.reshape(f, -1)
                 gx = col2im(gcols, self.x.shape, kh, kw, self.stride, self.padding)
