@@ -19,7 +19,7 @@ that model in three steps, walking the Conv2d and Linear layers in execution ord
    as removed. The output layer keeps all its outputs.
 2. Fold BatchNorm2d (eval mode) into the conv right before it: ``W *= s, b = b*s + t``.
 3. Run each conv through the kernel that suits what is left, measured: the engine's
-   dense im2col + GEMM (``dense``), kn2row on the compact weight (``filter``),
+   own dense conv (``dense``: ``F.conv2d``, the tap kernel for stride 1 on the CPU), kn2row on the compact weight (``filter``),
    gather-im2col + GEMM over the kept channels (``channel``) or kept columns
    (``column``), or the direct sparse convolution (``csr``, irregular sparsity). Each
    candidate is timed on the layer's real input shape and batch size and the fastest is
@@ -50,6 +50,7 @@ from kernels.sparse_conv import sparse_conv
 from kernels.sparse_linear import sparse_linear
 from kernels.timing import interleaved_times
 from minidnn import nn
+from minidnn.nn import functional as F
 from minidnn.tensor import Tensor, no_grad
 
 from .stats import (TracedLayer, _effective_masks, _host_masks, _read_filters, record_forward,
@@ -249,7 +250,8 @@ def _expand_live(live_outputs: np.ndarray, next_layer: TracedLayer) -> np.ndarra
 
 
 def dense_runner(w: np.ndarray, b: np.ndarray, stride: Any, padding: Any) -> Runner:
-    """The engine's own convolution (im2col + GEMM) on the compact weight."""
+    """The engine's own convolution on the compact weight (``F.conv2d``: on the CPU with
+    stride 1 the tap kernel over all its taps, else im2col + GEMM)."""
     weight, bias = Tensor(w), Tensor(b)
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -463,14 +465,16 @@ def measure_speedup(model: nn.Module, masks: Mapping[str, Any], input_shape: tup
     """Median time of the masked dense model over the compact one, one forward pass each.
 
     Both run on the CPU on the same random batch of ``batch_size``, interleaved, after a
-    warm-up; the compact model's kernels are chosen at that batch size.
+    warm-up; the compact model's kernels are chosen at that batch size. The dense model's
+    convs run as im2col + GEMM (``no_tap_convs``), as Caffe runs them and the paper's
+    speedups were measured.
     """
     dense = masked_model(model, masks, input_shape)
     fast = compact(model, masks, input_shape, batch_size)
     x = np.random.default_rng(0).standard_normal((batch_size, *input_shape)).astype(np.float32)
 
     def run_dense() -> None:
-        with no_grad():
+        with no_grad(), F.no_tap_convs():
             dense(Tensor(x))
 
     timings = time_ms({"dense": run_dense, "compact": lambda: fast(x)}, repeats)

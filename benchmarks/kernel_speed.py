@@ -19,8 +19,10 @@ for a shape and keep the fastest, and each row's ``kernel`` says which won:
     irregular  sparsity 50, 70, 80, 90, 95, 98%          direct sparse convolution (CSR)
 
 The masks are the ADMM projections of random weights (``admm.projections``). ``dense_ms``
-is the engine's own dense conv (``minidnn.nn.functional.conv2d``: im2col + GEMM) on the
-same input; ``flop_ratio`` is dense MACs / compact MACs, so ``efficiency = speedup /
+is the engine's dense conv as im2col + GEMM (``minidnn.nn.functional.conv2d`` inside
+``no_tap_convs()``: Caffe's conv, which the paper's speedups and the kernel targets are
+against; the engine's training convs run the tap kernel since 2026-11-29, see
+``benchmarks/train_conv.py``) on the same input; ``flop_ratio`` is dense MACs / compact MACs, so ``efficiency = speedup /
 flop_ratio`` is 1 for an ideal kernel (one that does the direct conv's multiply-adds;
 Winograd's does 4-6x fewer, so its rows can pass 1). CaffeNet splits conv2, conv4 and
 conv5 into 2 groups: a row times one group's conv (``ConvShape.weight_shape`` on its half of the input
@@ -171,8 +173,8 @@ def layer_cases(shape, quick: bool, seed: int = 0) -> tuple:
     b = rng.standard_normal(f).astype(np.float32)
     weight, bias = Tensor(w), Tensor(b)
 
-    def dense(x):
-        with no_grad():
+    def dense(x):  # im2col + GEMM, the baseline the kernel targets were set against
+        with no_grad(), F.no_tap_convs():
             return F.conv2d(Tensor(x), weight, bias, shape.stride, shape.padding).data
 
     keeps = KEEPS[::2] if quick else KEEPS

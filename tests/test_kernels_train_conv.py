@@ -180,3 +180,23 @@ def test_dispatchers_fall_back_to_the_references():
     g = rng.standard_normal((2, 4, 6, 6))
     np.testing.assert_allclose(conv_input_grad(g, w64, x64.shape, (1, 1)),
                                conv_input_grad_ref(g, w64, x64.shape, (1, 1)), **TOL[np.float64])
+
+
+def test_no_tap_convs_leaves_the_kernel_out_and_restores_it(monkeypatch):
+    """Inside ``no_tap_convs`` conv2d is im2col + GEMM (the paper's dense baseline); after
+    the block, and after an error in it, the tap kernel is back."""
+    seen = []
+    real = F.conv_forward_numba
+    monkeypatch.setattr(F, "conv_forward_numba", lambda *a: seen.append(1) or real(*a))
+    x, w = Tensor(np.ones((1, 2, 5, 5))), Tensor(np.ones((3, 2, 3, 3)))
+    with F.no_tap_convs():
+        inside = F.conv2d(x, w).data
+        with F.no_tap_convs():
+            pass
+        F.conv2d(x, w)
+    assert not seen
+    np.testing.assert_allclose(inside, 18.0)
+    with pytest.raises(RuntimeError), F.no_tap_convs():
+        raise RuntimeError("inside")
+    np.testing.assert_allclose(F.conv2d(x, w).data, inside)
+    assert len(seen) == 1

@@ -9,6 +9,9 @@ reduction, like LeNet-5's conv1, takes its weight gradient from ``kernels.direct
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -31,6 +34,24 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
+_conv_mode = threading.local()
+
+
+@contextmanager
+def no_tap_convs() -> Iterator[None]:
+    """Within this block (on this thread) ``conv2d`` leaves out the tap kernel: im2col +
+    GEMM, as Caffe runs a conv and as the paper's speedups were measured (and the direct
+    kernel for a first layer with a short reduction), the engine's convs before
+    2026-11-29. The dense baseline of ``benchmarks/kernel_speed.py``,
+    ``admm.compact.measure_speedup`` and tutorial 03."""
+    before = getattr(_conv_mode, "no_taps", False)
+    _conv_mode.no_taps = True
+    try:
+        yield
+    finally:
+        _conv_mode.no_taps = before
+
+
 class Conv2d(Function):
     """out[n, f] = sum_c W[f, c] * x[n, c] + b[f].
 
@@ -41,6 +62,7 @@ class Conv2d(Function):
       the GEMM on im2col columns, made in the backward pass;
     - a first layer with a short reduction (``kernels.direct_conv.use_direct``): its weight
       gradient comes from the direct kernel, with no im2col at all.
+    ``no_tap_convs()`` leaves out the second (the paper's dense baseline).
     """
 
     def forward(self, x, w, b=None, stride=1, padding=0):
@@ -54,7 +76,8 @@ class Conv2d(Function):
         self.stride, self.padding = _pair(stride), _pair(padding)
         self.x, self.w, self.cols = x, w, None
         self.direct = use_direct(x, w.shape, self.stride, self.needs_grad[0])
-        self.taps = use_taps(x, w.shape, self.stride)
+        self.taps = (use_taps(x, w.shape, self.stride)
+                     and not getattr(_conv_mode, "no_taps", False))
         if self.taps:  # stride 1 on the CPU: the tap kernel, no im2col buffer
             return conv_forward_numba(x, w, b, self.padding)
         if self.direct:  # first layer, few terms per output: no im2col buffer, no transposes
