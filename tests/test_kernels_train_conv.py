@@ -200,3 +200,15 @@ def test_no_tap_convs_leaves_the_kernel_out_and_restores_it(monkeypatch):
         raise RuntimeError("inside")
     np.testing.assert_allclose(F.conv2d(x, w).data, inside)
     assert len(seen) == 1
+
+
+def test_plans_of_one_weight_with_equal_padded_heights():
+    """Two inputs whose padded planes have the same height, (2 + 2*1) and (4 + 2*0): the
+    second plan reads its input in place and must not take the first one's tap offsets
+    (a hypothesis case found this in a clean clone)."""
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((11, 5, 4, 4))
+    for x_shape, padding in (((1, 5, 2, 5), (1, 0)), ((1, 5, 4, 5), (0, 0))):
+        x = rng.standard_normal(x_shape)
+        np.testing.assert_allclose(conv_forward_numba(x, w, None, padding),
+                                   conv_forward_ref(x, w, None, padding), **TOL[np.float64])
