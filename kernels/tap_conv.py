@@ -854,10 +854,11 @@ def tap_plan(x: np.ndarray, matrix: np.ndarray, table: np.ndarray, g: Geometry,
     row = row_shape(matrix.shape[0], run, n_pixels, g.ow, VECTOR_BYTES // x.dtype.itemsize)
     lane = row or lane_shape(matrix.shape[0], run, n_pixels)  # both read through ``pix``
     tile, tail, split = (lane, None, matrix.shape[0]) if lane else tile_plan(matrix.shape[0], run)
-    # any batch size; the tiles' filter counts set the blocking. h and w are in the key for
-    # the in-place offsets below (hp, wp and pw alone leave h + 2*ph open: a 2-row input
-    # padded by 1 and a 4-row one unpadded share hp; in training one weight sees both)
-    weights_key = ("tap conv weights", c, g.kh, g.kw, h, w, hp, wp, g.ph, g.pw, x.dtype.str,
+    # any batch size; the tiles' filter counts set the blocking. The input's own h and w
+    # (with the padding they give hp and wp) are in the key for the in-place offsets below:
+    # a 2-row input padded by 1 and a 4-row one unpadded share hp, and in training one
+    # weight sees both
+    weights_key = ("tap conv weights", c, g.kh, g.kw, h, w, g.ph, g.pw, x.dtype.str,
                    tile[0], None if tail is None else (tail[0], split))
     if weights_key not in cache:
         table = _checked_table("conv_taps", x, matrix, table, g)
