@@ -18,20 +18,13 @@ from minidnn.nn import Module
 from minidnn.optim import Optimizer
 
 from .masking import MaskedRetraining, hard_prune, weight_shapes
-from .projections import group_axes, group_count
-from .spec import LayerSpec, PruneSpec, load_spec
+from .projections import group_axes
+from .spec import PruneSpec, load_spec
 
 
 def one_shot_magnitude(model: Module, spec: Any, optimizer: Optimizer) -> MaskedRetraining:
     """Prune to the spec at once and attach masked retraining to ``optimizer``."""
     return MaskedRetraining(model, hard_prune(model, spec)).attach(optimizer)
-
-
-def _power(keep: Any, exponent: float) -> Any:
-    """keep ** exponent for a fraction or a (filter, column) pair of fractions."""
-    if isinstance(keep, tuple):
-        return tuple(k**exponent for k in keep)
-    return keep**exponent
 
 
 class IterativeMagnitudePruner:
@@ -53,11 +46,7 @@ class IterativeMagnitudePruner:
 
     def spec_at(self, round_: int) -> PruneSpec:
         """The spec after ``round_`` rounds: kept fraction = target ** (round_ / rounds)."""
-        fraction = min(round_ / self.rounds, 1.0)
-        if fraction >= 1:
-            return self.spec
-        return PruneSpec(LayerSpec(ls.layer, ls.kind, _power(_fractional(ls, self.shapes), fraction))
-                         for ls in self.spec.values())
+        return self.spec.toward(self.shapes, min(round_ / self.rounds, 1.0))
 
     def step_round(self) -> dict[str, Any]:
         """Prune to the next round's sparsity and (re)attach masked retraining."""
@@ -71,15 +60,6 @@ class IterativeMagnitudePruner:
     def on_epoch_end(self, epoch: int, record: dict | None = None) -> None:
         if self.round < self.rounds:
             self.step_round()
-
-
-def _fractional(ls: LayerSpec, shapes: dict[str, tuple[int, ...]]) -> Any:
-    """A layer's keep as a fraction of its groups (counts divided by the group count)."""
-    shape = shapes[ls.layer]
-    counts = ls.keep_count(shape)
-    if ls.kind == "filter+column":
-        return (counts[0] / group_count(shape, "filter"), counts[1] / group_count(shape, "column"))
-    return counts / group_count(shape, ls.kind)
 
 
 class GroupLasso:

@@ -9,6 +9,8 @@ A config is a JSON or YAML file (or a dict) read by ``load_config``::
     device: cpu                      # cpu | cuda (training on the GPU through CuPy)
     pretrain: {epochs: 8, lr: 0.001, batch_size: 64}
     admm: {rounds: 8, steps_per_round: epoch, rho: 0.001, rho_growth: 1.3, rho_max: 1.0}
+                                     # also optimizer, lr, momentum, rescale_dual,
+                                     # prune_support, ramp_rounds (see ADMMConfig)
     retrain: {epochs: 4, lr: 0.001}  # also lr_decay; both phases take ema (weight averaging)
     prune:
       conv1: {kind: filter, keep: 0.4}
@@ -171,7 +173,8 @@ class ADMMConfig:
     ``rescale_dual`` divides the scaled dual U by rho's growth after every round
     (``ADMMPruner``); off, U is kept as the U-step made it. ``prune_support`` says which
     groups hard pruning keeps: those of Pi_S(W) (``w``, the paper) or those of the last
-    Z = Pi_S(W + U) (``z``).
+    Z = Pi_S(W + U) (``z``). ``ramp_rounds`` (0: off) shrinks the sets the Z-step projects
+    onto over that many rounds, from dense to the spec (progressive ADMM, ``ADMMPruner``).
     """
 
     rounds: int = option(8, integer(1))
@@ -184,6 +187,7 @@ class ADMMConfig:
     momentum: float = option(0.9, number(at_least=0, below=1))
     rescale_dual: bool = option(False, boolean)
     prune_support: str = option("w", choice("w", "z"))
+    ramp_rounds: int = option(0, integer(0))
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,7 @@ REQUIRED = ("model", "dataset", "prune")
 # (section or None for the top level, key): default of options added after runs had been
 # made with this fingerprint
 ADDED_OPTIONS = {("admm", "rescale_dual"): False, ("admm", "prune_support"): "w",
+                 ("admm", "ramp_rounds"): 0,
                  (None, "device"): "cpu", ("pretrain", "ema"): 0.0, ("retrain", "ema"): 0.0}
 
 
@@ -343,6 +348,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def _check_together(config: Config) -> None:
     """The checks that need two keys, or the model."""
+    if config.admm.ramp_rounds > config.admm.rounds:
+        raise ConfigError(f"admm.ramp_rounds must be <= admm.rounds ({config.admm.rounds}), "
+                          f"got {config.admm.ramp_rounds}")
     if config.admm.rho_max < config.admm.rho:
         raise ConfigError(f"admm.rho_max must be >= admm.rho ({config.admm.rho:g}), "
                           f"got {config.admm.rho_max:g}")

@@ -146,7 +146,8 @@ def prune_admm(run: Run) -> dict[str, Any]:
     cfg = run.config.admm
     optimizer = make_optimizer(run.model, cfg.optimizer, cfg.lr, cfg.momentum)
     pruner = ADMMPruner(run.model, run.config.prune, rho=cfg.rho, rho_growth=cfg.rho_growth,
-                        rho_max=cfg.rho_max, rescale_dual=cfg.rescale_dual).attach(optimizer)
+                        rho_max=cfg.rho_max, rescale_dual=cfg.rescale_dual,
+                        ramp_rounds=cfg.ramp_rounds).attach(optimizer)
 
     def z_and_u_steps(epoch: int) -> dict[str, Any]:
         round_ = pruner.update()
@@ -163,9 +164,14 @@ def prune_admm(run: Run) -> dict[str, Any]:
             "residuals": [r["primal_residual"] for r in pruner.history],
             "dual_residuals": [r["dual_residual"] for r in pruner.history],
             "layer_residuals": layers, "time_s": _seconds(history),
-            "summary": f"[admm] {len(history)} rounds ({cfg.optimizer} W-step), primal residual "
+            "summary": f"[admm] {len(history)} rounds ({cfg.optimizer} W-step{_ramp(cfg)}), "
+                       f"primal residual "
                        f"{_span(history, 'primal_residual')}, acc {accuracy:.4f}, "
                        f"{_seconds(history):.1f}s"}
+
+
+def _ramp(cfg: Any) -> str:
+    return f", sets ramped over {cfg.ramp_rounds} rounds" if cfg.ramp_rounds else ""
 
 
 def prune_magnitude(run: Run) -> dict[str, Any]:

@@ -14,6 +14,10 @@ Minimise f(W) subject to W_i in S_i. With Z_i = W_i and a scaled dual U_i, ADMM 
 
 Steps 2-3 run every ``update_every`` optimizer steps, or at the end of every epoch when
 ``update_every="epoch"`` (pass the pruner to ``fit(callbacks=[pruner])``).
+
+With ``ramp_rounds=R`` the sets S_i shrink over the first R rounds, as in progressive ADMM
+pruning (Ye et al. 2018): the Z that round r pulls towards keeps ``keep ** (r / R)`` of
+each layer's groups (``PruneSpec.toward``), the spec's keep from round R on.
 """
 from __future__ import annotations
 
@@ -40,21 +44,25 @@ class ADMMPruner:
 
     def __init__(self, model: Module, spec: Any, rho: float = 1e-3, rho_growth: float = 1.0,
                  rho_max: float = 1.0, update_every: int | str = "epoch",
-                 rescale_dual: bool = False):
+                 rescale_dual: bool = False, ramp_rounds: int = 0):
         if not rho > 0 or rho_growth < 1 or rho_max < rho:
             raise ValueError(f"need rho > 0, rho_growth >= 1 and rho_max >= rho; got "
                              f"rho={rho}, rho_growth={rho_growth}, rho_max={rho_max}")
         if update_every != "epoch" and (isinstance(update_every, bool)
                                         or not isinstance(update_every, int) or update_every < 1):
             raise ValueError(f"update_every must be a positive int or 'epoch', got {update_every!r}")
+        if isinstance(ramp_rounds, bool) or not isinstance(ramp_rounds, int) or ramp_rounds < 0:
+            raise ValueError(f"ramp_rounds must be an int >= 0, got {ramp_rounds!r}")
         self.model = model
         self.spec: PruneSpec = load_spec(spec)
-        self.spec.validate(weight_shapes(model))
+        self.shapes = weight_shapes(model)
+        self.spec.validate(self.shapes)
+        self.ramp_rounds = ramp_rounds
         self.rho_growth, self.rho_max, self.update_every = rho_growth, rho_max, update_every
         self.rescale_dual = bool(rescale_dual)
         params = dict(model.named_parameters())
         self.params = {f"{layer}.weight": params[f"{layer}.weight"] for layer in self.spec}
-        self.kinds = {f"{ls.layer}.weight": (ls.kind, ls.keep) for ls in self.spec.values()}
+        self.kinds = self.sets(1)
         self.Z = {n: project(p.data, *self.kinds[n]) for n, p in self.params.items()}
         self.U = {n: p.data * 0 for n, p in self.params.items()}
         self.rho = {n: float(rho) for n in self.params}
@@ -94,10 +102,18 @@ class ADMMPruner:
             self.update()
 
     # --- the Z- and U-steps ------------------------------------------------------
+    def sets(self, round_: int) -> dict[str, tuple[str, Any]]:
+        """(kind, keep) per weight of the set S that round ``round_`` (from 1) pulls towards."""
+        spec = self.spec
+        if self.ramp_rounds:
+            spec = spec.toward(self.shapes, min(round_ / self.ramp_rounds, 1.0))
+        return {f"{ls.layer}.weight": (ls.kind, ls.keep) for ls in spec.values()}
+
     def update(self) -> dict[str, Any]:
         """One ADMM round: Z = Pi_S(W + U), U += W - Z, grow rho (and rescale U if
-        ``rescale_dual``); log the residuals."""
+        ``rescale_dual``); log the residuals. With ``ramp_rounds``, S is the next round's."""
         record: dict[str, Any] = {"round": len(self.history) + 1, "step": self.steps, "layers": {}}
+        self.kinds = self.sets(len(self.history) + 2)
         for name, p in self.params.items():
             self._follow_device(name, p.data)
             xp = backend.get_array_module(p.data)

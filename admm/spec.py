@@ -252,6 +252,30 @@ class PruneSpec(Mapping[str, LayerSpec]):
         """Raise ``SpecError`` unless every layer exists and its kind and keep fit its shape."""
         self.keep_counts(layer_shapes)
 
+    def toward(self, layer_shapes: Mapping[str, Sequence[int]], fraction: float) -> PruneSpec:
+        """The spec a ``fraction`` of the way from dense (0) to this one (1), geometrically.
+
+        Each layer keeps ``keep ** fraction`` of its groups, its keep taken as a fraction of
+        the group count (both fractions of a filter+column pair). Gradual pruning
+        schedules walk ``fraction`` from 0 to 1: iterative magnitude pruning, and ADMM's
+        Z-step when ``ramp_rounds`` is set.
+        """
+        if not 0 <= fraction <= 1:
+            raise SpecError(f"fraction must lie in [0, 1], got {fraction!r}")
+        if fraction == 1:
+            return self
+        counts = self.keep_counts(layer_shapes)
+        layers = []
+        for layer, spec in self._layers.items():
+            shape = layer_shapes[layer]
+            if spec.kind == "filter+column":
+                keep = tuple((count / group_count(shape, groups)) ** fraction
+                             for count, groups in zip(counts[layer], ("filter", "column")))
+            else:
+                keep = (counts[layer] / group_count(shape, spec.kind)) ** fraction
+            layers.append(LayerSpec(layer, spec.kind, keep))
+        return PruneSpec(layers)
+
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``json`` object hook: a JSON object with the same key twice is an error."""

@@ -21,6 +21,7 @@ from admm.config import ConfigError, load_config, on_device
 from admm.data import load_data
 from admm.models import build_model
 from admm.phases import dense_path
+from admm.projections import keep_count
 from admm.pipeline import demo_configs, reproduce, reproduce_all, shipped_configs
 from admm.stats import summary
 from minidnn import backend
@@ -85,6 +86,8 @@ def tiny(**changes):
     ({"pretrain": {"ema": "0.99"}}, "pretrain.ema must be a number, got '0.99'"),
     ({"admm": {"rescale_dual": 1}}, "admm.rescale_dual must be true or false"),
     ({"admm": {"prune_support": "u"}}, "admm.prune_support must be one of w, z"),
+    ({"admm": {"ramp_rounds": -1}}, "admm.ramp_rounds must be >= 0, got -1"),
+    ({"admm": {"rounds": 3, "ramp_rounds": 4}}, "admm.ramp_rounds must be <= admm.rounds (3), got 4"),
     ({"device": "tpu"}, "device must be one of cpu, cuda, got 'tpu'"),
 ])
 def test_config_errors_name_the_key(change, message):
@@ -120,6 +123,8 @@ def test_config_required_keys_files_and_round_trip(tmp_path):
     base = load_config(tiny()).fingerprint()
     assert base == load_config(tiny(admm={"rescale_dual": False})).fingerprint()
     assert base != load_config(tiny(admm={"rescale_dual": True})).fingerprint()
+    assert base == load_config(tiny(admm={"ramp_rounds": 0})).fingerprint()
+    assert base != load_config(tiny(admm={"ramp_rounds": 1})).fingerprint()
     assert config.dense_key() == load_config(tiny(method="ssl")).dense_key()
     # the device is an option added later: cpu runs keep their fingerprint and dense model
     cpu, cuda = load_config(tiny(device="cpu")), load_config(tiny(device="cuda"))
@@ -415,6 +420,20 @@ def test_retrain_learning_rate_decays_per_epoch(tmp_path):
     state = json.loads((tmp_path / "run/state.json").read_text())
     lrs = [epoch["lr"] for epoch in state["phases"]["retrain"]["history"]]
     assert lrs == pytest.approx([0.002, 0.001, 0.0005])
+
+
+def test_ramp_rounds_reach_the_pruner(tmp_path):
+    """admm.ramp_rounds reaches ADMMPruner (the phase's summary says so, and the last Z is on
+    the spec itself; the ramp is tested in test_pruner)."""
+    lines = []
+    reproduce(tiny(admm={"ramp_rounds": 2}, retrain={"epochs": 0}), tmp_path, progress=False,
+              log=lines.append, write_report=False)
+    state = json.loads((tmp_path / "run/state.json").read_text())
+    assert "sets ramped over 2 rounds" in state["phases"]["admm"]["summary"]
+    assert any("sets ramped over 2 rounds" in line for line in lines)
+    z = minidnn.load(tmp_path / "run/ckpt_admm.npz")["admm"]["layers"]
+    assert int(np.any(z["conv1.weight"]["Z"] != 0, axis=(1, 2, 3)).sum()) == \
+        keep_count(z["conv1.weight"]["Z"].shape[0], 0.5)
 
 
 def test_prune_support_z_keeps_the_groups_of_the_last_z(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import minidnn
 import minidnn.nn.functional as F
 from admm import ADMMPruner, MaskedRetraining, SpecError, hard_prune, project
+from admm.projections import keep_count
 from minidnn import nn, optim, tensor
 from minidnn.data import DataLoader, make_synthetic_images
 from minidnn.models import LeNet5
@@ -124,11 +125,12 @@ def test_masked_sgd_momentum_keeps_zeros(tiny_data):
         assert np.all(dict(model.named_parameters())[name].data[~mask] == 0)
 
 
-def _admm_run(tiny_data, stop_at, state=None):
+def _admm_run(tiny_data, stop_at, state=None, ramp_rounds=0):
     """Train LeNet-5 with ADMM until ``stop_at`` optimizer steps (mid-epoch, mid-round)."""
     model = LeNet5(seed=3)
     opt = optim.Adam(model.named_parameters(), lr=1e-3)
-    pruner = ADMMPruner(model, SPEC, rho=1e-2, rho_growth=1.5, update_every=7).attach(opt)
+    pruner = ADMMPruner(model, SPEC, rho=1e-2, rho_growth=1.5, update_every=7,
+                        ramp_rounds=ramp_rounds).attach(opt)
     loader = DataLoader(tiny_data, batch_size=32, shuffle=True, seed=11)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -145,12 +147,14 @@ def _admm_run(tiny_data, stop_at, state=None):
                 return model, opt, pruner, loader
 
 
-def test_resume_from_state_dict_is_bitwise_identical(tiny_data, tmp_path):
-    ref_model, _, ref_pruner, _ = _admm_run(tiny_data, 20)  # uninterrupted
-    m, o, p, l = _admm_run(tiny_data, 10)  # 8 batches an epoch: stops in epoch 2, round 2
+@pytest.mark.parametrize("ramp", [0, 3])
+def test_resume_from_state_dict_is_bitwise_identical(tiny_data, tmp_path, ramp):
+    ref_model, _, ref_pruner, _ = _admm_run(tiny_data, 20, ramp_rounds=ramp)  # uninterrupted
+    # 8 batches an epoch: stops in epoch 2, round 2 (mid-ramp with ramp_rounds=3)
+    m, o, p, l = _admm_run(tiny_data, 10, ramp_rounds=ramp)
     path = minidnn.save(tmp_path / "mid.npz", {"model": m.state_dict(), "optimizer": o.state_dict(),
                                                "admm": p.state_dict(), "loader": l.state_dict()})
-    model, _, pruner, _ = _admm_run(tiny_data, 20, state=minidnn.load(path))
+    model, _, pruner, _ = _admm_run(tiny_data, 20, state=minidnn.load(path), ramp_rounds=ramp)
     for (n, a), (_, b) in zip(ref_model.named_parameters(), model.named_parameters()):
         assert np.array_equal(a.data, b.data), n
     for n in ref_pruner.Z:
@@ -199,6 +203,39 @@ def test_rescale_dual_keeps_lambda_when_rho_grows():
         np.testing.assert_allclose(scaled.U["fc.weight"] * rho_after,
                                    plain.U["fc.weight"] * rho_before, rtol=1e-12)
         assert not np.allclose(scaled.U["fc.weight"] * rho_after, lam_before)  # U-step moved it
+
+
+def test_ramp_rounds_shrink_the_sets_geometrically_then_hold_the_spec():
+    """ramp_rounds=R: round r's Z keeps keep ** (r / R) of the groups, the spec's from R on;
+    each Z is the projection of W + U onto that round's set."""
+    model = LeNet5(seed=1)
+    spec = {"conv2": {"kind": "filter", "keep": 0.25}, "fc1": {"kind": "irregular", "keep": 0.02}}
+    pruner = ADMMPruner(model, spec, rho=1e-2, update_every=1, ramp_rounds=4)
+    plain = ADMMPruner(model, spec, rho=1e-2, update_every=1)
+    filters = lambda z: int(np.any(z != 0, axis=(1, 2, 3)).sum())
+    weights = lambda z: int((z != 0).sum())
+    n_fc1 = model.fc1.weight.data.size
+    kept, kept_fc1 = keep_count(50, 0.25), keep_count(n_fc1, 0.02)  # 13 (12.5 rounds up)
+    expected_filters = [keep_count(50, (kept / 50) ** (r / 4)) for r in (1, 2, 3, 4, 4, 4)]
+    expected_fc1 = [keep_count(n_fc1, (kept_fc1 / n_fc1) ** (r / 4)) for r in (1, 2, 3, 4, 4, 4)]
+    seen_filters, seen_fc1 = [filters(pruner.Z["conv2.weight"])], [weights(pruner.Z["fc1.weight"])]
+    for _ in range(5):
+        w, u = model.fc1.weight.data, pruner.U["fc1.weight"].copy()
+        pruner.update()
+        keep = pruner.kinds["fc1.weight"][1]
+        np.testing.assert_array_equal(pruner.Z["fc1.weight"], project(w + u, "irregular", keep))
+        seen_filters.append(filters(pruner.Z["conv2.weight"]))
+        seen_fc1.append(weights(pruner.Z["fc1.weight"]))
+    assert seen_filters == expected_filters
+    assert seen_fc1 == expected_fc1
+    assert expected_filters[0] > expected_filters[1] > expected_filters[2] > kept == 13
+    assert filters(plain.Z["conv2.weight"]) == kept == seen_filters[-1]
+    masks = pruner.hard_prune()  # hard pruning is onto the spec itself
+    assert int(masks["conv2.weight"].any(axis=(1, 2, 3)).sum()) == kept
+    with pytest.raises(ValueError, match="ramp_rounds"):
+        ADMMPruner(model, spec, ramp_rounds=-1)
+    with pytest.raises(ValueError, match="ramp_rounds"):
+        ADMMPruner(model, spec, ramp_rounds=2.5)
 
 
 def test_pruner_errors():

@@ -243,3 +243,22 @@ def test_bad_files_and_sources(tmp_path):
         load_spec(3)
     with pytest.raises(FileNotFoundError):
         load_spec(tmp_path / "missing.yaml")
+
+
+def test_toward_walks_geometrically_from_dense_to_the_spec():
+    shapes = {"conv1": (20, 1, 5, 5), "conv2": (50, 20, 5, 5), "fc1": (500, 800)}
+    spec = load_spec({"conv1": {"kind": "filter", "keep": 8},
+                      "conv2": {"kind": "irregular", "keep": 0.1},
+                      "fc1": {"kind": "filter+column", "keep": [0.5, 0.2]}})
+    dense = spec.toward(shapes, 0).keep_counts(shapes)
+    assert dense == {"conv1": 20, "conv2": 25000, "fc1": (500, 800)}
+    assert spec.toward(shapes, 1) is spec
+    half = spec.toward(shapes, 0.5)
+    assert [ls.kind for ls in half.values()] == ["filter", "irregular", "filter+column"]
+    assert half["conv1"].keep == pytest.approx(0.4 ** 0.5)  # 8 of 20 filters, as a fraction
+    assert half["conv2"].keep == pytest.approx(0.1 ** 0.5)
+    assert half["fc1"].keep == pytest.approx((0.5 ** 0.5, 0.2 ** 0.5))
+    assert half.keep_counts(shapes)["conv1"] == round(20 * 0.4 ** 0.5)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(SpecError, match="fraction"):
+            spec.toward(shapes, bad)
