@@ -8,6 +8,7 @@
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
     python -m admm seeds runs/a/seeds.json runs/b/seeds.json [--runs NAME ...]
+    python -m admm seeds runs/a/seeds.json runs/b/seeds.json --paired NAME_A NAME_B
     python -m admm seed-report --out runs/seeds --seeds 0 1 2 3
 
 A bad config, a bad prune spec or missing data ends the program with exit code 2 and a
@@ -101,8 +102,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _seeds(args: argparse.Namespace) -> int:
-    from .seeds import pool_studies, pooled_lines
+    from .seeds import pair_across, paired_line, pool_studies, pooled_lines
 
+    if args.paired:
+        if args.runs:
+            raise ConfigError("--paired names its two runs: give it without --runs")
+        print(paired_line(pair_across(args.studies, *args.paired)))
+        return 0
     for line in pooled_lines(pool_studies(args.studies, args.runs)):
         print(line)
     return 0
@@ -159,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "over all their seeds and its 95%% interval")
     seeds.add_argument("studies", nargs="+", metavar="SEEDS_JSON", help="seeds.json files")
     seeds.add_argument("--runs", nargs="+", metavar="NAME", help="just these runs")
+    seeds.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
+                       help="instead: FIRST's drop minus SECOND's on each seed where both "
+                            "ran on the same dense model (the same seed and dense accuracy), "
+                            "with its 95%% interval")
     seeds.set_defaults(func=_seeds)
 
     report = commands.add_parser(

@@ -244,12 +244,7 @@ def pool_studies(paths: Iterable[str | Path], names: Iterable[str] | None = None
     of every study, their mean and its 95% interval."""
     drops: dict[str, list[float]] = {}
     studies: dict[str, int] = {}
-    for path in map(Path, paths):
-        try:
-            study = json.loads(path.read_text())
-            runs = study["runs"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"{path}: not a seed study's seeds.json ({err})") from None
+    for path, runs in _read_studies(paths):
         for run in runs:
             drops.setdefault(run["name"], []).extend(run["accuracy_drop"])
             studies[run["name"]] = studies.get(run["name"], 0) + 1
@@ -260,6 +255,57 @@ def pool_studies(paths: Iterable[str | Path], names: Iterable[str] | None = None
     return [{"name": name, "studies": studies[name], "accuracy_drop": drops[name],
              "mean_drop": statistics.fmean(drops[name]), "drop_ci95": interval(drops[name])}
             for name in names]
+
+
+def _read_studies(paths: Iterable[str | Path]) -> list[tuple[Path, list[dict[str, Any]]]]:
+    out = []
+    for path in map(Path, paths):
+        try:
+            runs = json.loads(path.read_text())["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path}: not a seed study's seeds.json ({err})") from None
+        out.append((path, runs))
+    return out
+
+
+def pair_across(paths: Iterable[str | Path], first: str, second: str) -> dict[str, Any]:
+    """Run ``first`` against run ``second`` on the same dense models, from several studies'
+    ``seeds.json``: a variant run in a study of its own against the shipped config's study
+    on the same machine, say. Two drops pair where the seed and the dense accuracy are the
+    same (the same dense model: training is deterministic in one environment); a seed
+    with several candidates is an error. The difference is ``first``'s drop minus
+    ``second``'s, as in a study's ``paired``."""
+    found: dict[str, list[tuple[int, float, float]]] = {first: [], second: []}
+    for path, runs in _read_studies(paths):
+        for run in runs:
+            if run.get("name") in found:
+                found[run["name"]] += zip(run["seeds"], run["dense_accuracy"], run["accuracy_drop"])
+    missing = [name for name, entries in found.items() if not entries]
+    if missing:
+        raise ConfigError(f"--paired: no run {', '.join(missing)} in these studies")
+    seeds, diffs = [], []
+    for seed, dense, drop in found[first]:
+        partners = [d for s, dn, d in found[second] if s == seed and abs(dn - dense) < 1e-9]
+        if len(partners) > 1:
+            raise ConfigError(f"--paired: seed {seed} of {first} has {len(partners)} runs of "
+                              f"{second} with the same dense model; give fewer studies")
+        if partners:
+            seeds.append(seed)
+            diffs.append(drop - partners[0])
+    if len(seeds) < 2:
+        raise ConfigError(f"--paired: {first} and {second} share the dense model on "
+                          f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}; need 2")
+    return {"first": first, "second": second, "seeds": seeds, "difference": diffs,
+            "mean_difference": statistics.fmean(diffs), "ci95": interval(diffs),
+            "first_smaller_on": [s for s, d in zip(seeds, diffs) if d < 0]}
+
+
+def paired_line(pair: Mapping[str, Any]) -> str:
+    """``pair_across`` in words."""
+    return (f"{pair['first']} minus {pair['second']}: {len(pair['seeds'])} seeds "
+            f"({', '.join(map(str, pair['seeds']))}), mean {_pts(pair['mean_difference'])} pts, "
+            f"95% interval {_span(pair['ci95'])}; {pair['first']} dropped less on "
+            f"{len(pair['first_smaller_on'])} of {len(pair['seeds'])}")
 
 
 def pooled_lines(pooled: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -276,3 +276,29 @@ def test_seed_report_rewrites_a_study_from_the_seed_directories_already_there(tm
     assert main(["seed-report", "--out", str(tmp_path), "--seeds", "0", "0"]) == 2
     assert "--seeds: each seed once" in capsys.readouterr().err
     assert not (tmp_path / "seeds.json").exists()
+
+
+def test_paired_across_studies_matches_seeds_on_the_same_dense_model(tmp_path, capsys):
+    variant, shipped, other = (tmp_path / f"{n}.json" for n in ("variant", "shipped", "other"))
+    variant.write_text(json.dumps({"seeds": [0, 1, 2], "runs": [
+        {"name": "v", "seeds": [0, 1, 2], "dense_accuracy": [0.90, 0.91, 0.92],
+         "accuracy_drop": [0.01, 0.02, 0.06]}]}))
+    shipped.write_text(json.dumps({"seeds": [0, 1, 2], "runs": [
+        {"name": "s", "seeds": [0, 1, 2], "dense_accuracy": [0.90, 0.91, 0.95],  # seed 2: another dense model
+         "accuracy_drop": [0.02, 0.04, 0.00]}]}))
+    # another machine's study: the same seeds, other dense models, so nothing pairs with it
+    other.write_text(json.dumps({"seeds": [0, 1], "runs": [
+        {"name": "s", "seeds": [0, 1], "dense_accuracy": [0.89, 0.93], "accuracy_drop": [0.5, 0.5]}]}))
+    # differences -1 and -2 points: mean -1.5, sd 0.707, -1.5 +- 12.706 * 0.5 = -1.5 +- 6.35
+    assert main(["seeds", str(variant), str(shipped), str(other), "--paired", "v", "s"]) == 0
+    assert capsys.readouterr().out == (
+        "v minus s: 2 seeds (0, 1), mean -1.50 pts, 95% interval -7.85 to +4.85; "
+        "v dropped less on 2 of 2\n")
+    assert main(["seeds", str(variant), str(shipped), str(shipped), "--paired", "v", "s"]) == 2
+    assert "seed 0 of v has 2 runs of s with the same dense model" in capsys.readouterr().err
+    assert main(["seeds", str(variant), str(other), "--paired", "v", "s"]) == 2
+    assert "v and s share the dense model on 0 seeds; need 2" in capsys.readouterr().err
+    assert main(["seeds", str(variant), "--paired", "v", "s"]) == 2
+    assert "--paired: no run s in these studies" in capsys.readouterr().err
+    assert main(["seeds", str(variant), str(shipped), "--paired", "v", "s", "--runs", "v"]) == 2
+    assert "give it without --runs" in capsys.readouterr().err
