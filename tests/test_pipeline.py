@@ -7,6 +7,7 @@ import shutil
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numba
@@ -609,7 +610,9 @@ def test_shipped_configs_load_and_meet_their_targets_by_construction():
         assert targets, f"{name} states no target"
         for key, bound in targets.items():
             assert stats[key] >= bound, (name, key, stats[key], bound)
-    assert configs["lenet5_fmnist_irregular_admm_sgd"].admm.optimizer == "sgd"
+    adam, sgd = (configs[f"lenet5_fmnist_irregular_admm{s}"].admm for s in ("", "_sgd"))
+    assert sgd.optimizer == "sgd" and adam.optimizer == "adam"  # twins but for the W-step
+    assert replace(sgd, optimizer="adam", lr=adam.lr, momentum=adam.momentum) == adam
     light = summary(LeNet5(), hard_prune(LeNet5(), configs["lenet5_fmnist_light_admm"].prune))
     assert 1 - light["conv_kept_weights"] / light["conv_weights"] == pytest.approx(0.33, abs=0.02)
     for path in demo_configs():
