@@ -146,7 +146,8 @@ class ADMMPruner:
         return out
 
     def hard_prune(self) -> dict[str, Any]:
-        """End of ADMM: W = Pi_S(W) for every layer; detach; return the masks."""
+        """End of ADMM: W = Pi_S(W) for every layer, S the spec's own sets (also when a ramp
+        has not reached them yet); detach; return the masks."""
         self.detach()
         return hard_prune(self.model, self.spec)
 
