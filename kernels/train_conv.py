@@ -34,6 +34,7 @@ import numpy as np
 
 from kernels._dispatch import NUMBA_AVAILABLE, is_cupy_array
 from kernels.im2col import col2im, conv2d_simple, conv_geometry
+from kernels.packed import column_table
 from kernels.tap_conv import check_bias, tap_plan
 
 # Plans, tables and buffers per thread and weight shape (``tap_plan`` keys its plans by
@@ -70,8 +71,7 @@ def _table(cache: dict, c: int, kh: int, kw: int) -> np.ndarray:
     key = ("dense taps", c, kh, kw)
     table = cache.get(key)
     if table is None:
-        cc, ky, kx = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
-        table = cache[key] = np.stack([cc.ravel(), ky.ravel(), kx.ravel()], axis=1)
+        table = cache[key] = column_table(np.arange(c * kh * kw), (0, c, kh, kw))
     return table
 
 
