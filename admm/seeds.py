@@ -217,12 +217,16 @@ def with_intervals(study: dict[str, Any]) -> dict[str, Any]:
             shared = [s for s in a["seeds"] if s in drops_b]
             if len(shared) < 2:
                 continue
-            diffs = [drops_a[s] - drops_b[s] for s in shared]
-            paired.append({"first": a["name"], "second": b["name"], "seeds": shared,
-                           "difference": diffs, "mean_difference": statistics.fmean(diffs),
-                           "ci95": interval(diffs),
-                           "first_smaller_on": [s for s, d in zip(shared, diffs) if d < 0]})
+            paired.append(_paired(a["name"], b["name"], shared,
+                                  [drops_a[s] - drops_b[s] for s in shared]))
     return {**study, "paired": paired}
+
+
+def _paired(first: str, second: str, seeds: list[int], diffs: list[float]) -> dict[str, Any]:
+    """One entry of ``paired``: ``first``'s drop minus ``second``'s on each of ``seeds``."""
+    return {"first": first, "second": second, "seeds": seeds, "difference": diffs,
+            "mean_difference": statistics.fmean(diffs), "ci95": interval(diffs),
+            "first_smaller_on": [s for s, d in zip(seeds, diffs) if d < 0]}
 
 
 def summary_lines(study: Mapping[str, Any]) -> list[str]:
@@ -295,9 +299,7 @@ def pair_across(paths: Iterable[str | Path], first: str, second: str) -> dict[st
     if len(seeds) < 2:
         raise ConfigError(f"--paired: {first} and {second} share the dense model on "
                           f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}; need 2")
-    return {"first": first, "second": second, "seeds": seeds, "difference": diffs,
-            "mean_difference": statistics.fmean(diffs), "ci95": interval(diffs),
-            "first_smaller_on": [s for s, d in zip(seeds, diffs) if d < 0]}
+    return _paired(first, second, seeds, diffs)
 
 
 def paired_line(pair: Mapping[str, Any]) -> str:
