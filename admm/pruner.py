@@ -62,8 +62,8 @@ class ADMMPruner:
         self.rescale_dual = bool(rescale_dual)
         params = dict(model.named_parameters())
         self.params = {f"{layer}.weight": params[f"{layer}.weight"] for layer in self.spec}
-        self.kinds = self.sets(1)
-        self.Z = {n: project(p.data, *self.kinds[n]) for n, p in self.params.items()}
+        first = self.sets(1)
+        self.Z = {n: project(p.data, *first[n]) for n, p in self.params.items()}
         self.U = {n: p.data * 0 for n, p in self.params.items()}
         self.rho = {n: float(rho) for n in self.params}
         self.steps = 0
@@ -109,16 +109,21 @@ class ADMMPruner:
             spec = spec.toward(self.shapes, min(round_ / self.ramp_rounds, 1.0))
         return {f"{ls.layer}.weight": (ls.kind, ls.keep) for ls in spec.values()}
 
+    @property
+    def kinds(self) -> dict[str, tuple[str, Any]]:
+        """(kind, keep) per weight of the set the current Z lies in (the next round's)."""
+        return self.sets(len(self.history) + 1)
+
     def update(self) -> dict[str, Any]:
         """One ADMM round: Z = Pi_S(W + U), U += W - Z, grow rho (and rescale U if
         ``rescale_dual``); log the residuals. With ``ramp_rounds``, S is the next round's."""
         record: dict[str, Any] = {"round": len(self.history) + 1, "step": self.steps, "layers": {}}
-        self.kinds = self.sets(len(self.history) + 2)
+        kinds = self.sets(len(self.history) + 2)
         for name, p in self.params.items():
             self._follow_device(name, p.data)
             xp = backend.get_array_module(p.data)
             w, z_old = p.data, self.Z[name]
-            z = project(w + self.U[name], *self.kinds[name])
+            z = project(w + self.U[name], *kinds[name])
             self.U[name] = self.U[name] + w - z
             self.Z[name] = z
             w_norm = max(_norm(xp, w), 1e-12)
