@@ -79,6 +79,12 @@ def test_projections_notebook_small():
     assert ns["wins"][1.0, 1.1] >= 30, ns["wins"]
     assert ns["wins"][0.3, 1.05] < ns["wins"][1.0, 1.1]
     assert ns["residuals"][-1] < 0.1 * ns["residuals"][0]
+    # progressive sets: R 0 is the fixed set of the table above; with the fast schedule a
+    # ramp wins about as many problems, with the slow one fewer
+    ramp = ns["ramp_wins"]
+    assert all(ramp[rho, growth, 0] == ns["wins"][rho, growth] for rho, growth in [(1.0, 1.1), (0.1, 1.1)])
+    assert all(abs(ramp[1.0, 1.1, r] - ramp[1.0, 1.1, 0]) <= 3 for r in (10, 20)), ramp
+    assert all(ramp[0.1, 1.1, r] < ramp[0.1, 1.1, 0] for r in (10, 20)), ramp
     assert os.environ.get(run.BUDGET_ENV) is None  # the budget is not left behind
 
 
