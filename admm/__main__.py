@@ -8,6 +8,7 @@
     python -m admm demo --out runs/demo [--device cuda]
     python -m admm stats --checkpoint runs/x/<run>/ckpt_hard_prune.npz
     python -m admm seeds runs/a/seeds.json runs/b/seeds.json [--runs NAME ...]
+    python -m admm seeds runs/a/seeds.json runs/b/seeds.json --plot drops.png [--targets filter=0.5]
     python -m admm seeds runs/a/seeds.json runs/b/seeds.json --paired NAME_A NAME_B
     python -m admm seed-report --out runs/seeds --seeds 0 1 2 3
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from minidnn.data import DataError, DataNotFoundError
 
@@ -107,11 +109,36 @@ def _seeds(args: argparse.Namespace) -> int:
     if args.paired:
         if args.runs:
             raise ConfigError("--paired names its two runs: give it without --runs")
+        if args.plot or args.targets:
+            raise ConfigError("--plot draws the pooled drops: give it without --paired")
         print(paired_line(pair_across(args.studies, *args.paired)))
         return 0
-    for line in pooled_lines(pool_studies(args.studies, args.runs)):
+    if args.targets and not args.plot:
+        raise ConfigError("--targets draws lines on the figure: give it with --plot PNG")
+    targets = _targets(args.targets or [])
+    pooled = pool_studies(args.studies, args.runs)
+    for line in pooled_lines(pooled):
         print(line)
+    if args.plot:
+        from .plots import pooled_drops
+
+        print(f"[seeds] wrote {pooled_drops(pooled, Path(args.plot), targets)}")
     return 0
+
+
+def _targets(items: list[str]) -> dict[str, float]:
+    """``--targets KIND=PTS ...`` as {kind: points}."""
+    targets = {}
+    for item in items:
+        kind, sep, value = item.partition("=")
+        try:
+            points = float(value)
+        except ValueError:
+            points = None
+        if not sep or not kind or points is None:
+            raise ConfigError(f"--targets: {item!r} is not KIND=POINTS (e.g. filter=0.5)")
+        targets[kind] = points
+    return targets
 
 
 def _seed_report(args: argparse.Namespace) -> int:
@@ -165,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
                       "over all their seeds and its 95%% interval")
     seeds.add_argument("studies", nargs="+", metavar="SEEDS_JSON", help="seeds.json files")
     seeds.add_argument("--runs", nargs="+", metavar="NAME", help="just these runs")
+    seeds.add_argument("--plot", metavar="PNG",
+                       help="also draw the pooled drops per kind (every drop, the mean, its "
+                            "95%% interval) into PNG")
+    seeds.add_argument("--targets", nargs="+", metavar="KIND=POINTS",
+                       help="with --plot: a dashed line at each kind's drop target, in points")
     seeds.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
                        help="instead: FIRST's drop minus SECOND's on each seed where both "
                             "ran on the same dense model (the same seed and dense accuracy), "

@@ -15,7 +15,8 @@
   SSL), right after hard pruning, after masked retraining. A ``scratch`` run never was
   the dense model: its line starts at the end of its method (trained from random weights).
 - ``seeds.png`` (a seed study, ``admm.seeds``): per kind, each run's drop on every seed
-  and the mean.
+  and the mean; ``python -m admm seeds ... --plot`` draws the same for runs pooled over
+  several studies, with the drop targets as dashed lines.
 
 ``Figure`` objects are used directly rather than ``pyplot``: no global figure state.
 Each ``name(rows, path)`` saves what ``name_figure(rows)`` draws; the tests read the
@@ -244,15 +245,36 @@ def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
     (points), their mean (a bar) and, from three seeds on, the mean's 95% interval (a thin
     line beside it), so the spread shows next to the methods' differences. A panel's runs
     are labelled by method, or by their names where two share a method."""
-    runs = study["runs"]
+    return _drops_figure(study["runs"], f"Drop against each seed's dense model, seeds "
+                         f"{', '.join(map(str, study['seeds']))} (bars: mean; thin lines: "
+                         "its 95% interval)")
+
+
+def pooled_drops(pooled: Sequence[Mapping[str, Any]], path: Path,
+                 targets: Mapping[str, float] | None = None) -> Path:
+    return _save(pooled_drops_figure(pooled, targets), path)
+
+
+def pooled_drops_figure(pooled: Sequence[Mapping[str, Any]],
+                        targets: Mapping[str, float] | None = None) -> Figure:
+    """Runs pooled over several seed studies (``admm.seeds.pool_studies``), drawn as
+    ``seed_drops_figure`` draws one study: every drop, the mean, its 95% interval; a
+    dashed line at a kind's drop target (points) where ``targets`` gives one."""
+    return _drops_figure(pooled, "Drop against each seed's dense model, every study's seeds "
+                         "pooled per run (bars: mean; thin lines: its 95% interval"
+                         + ("; dashed: the target)" if targets else ")"), targets)
+
+
+def _drops_figure(runs: Sequence[Mapping[str, Any]], title: str,
+                  targets: Mapping[str, float] | None = None) -> Figure:
     short = dict(zip((r["name"] for r in runs), _short_names([r["name"] for r in runs])))
-    kinds = list(dict.fromkeys(r["kind"] for r in runs))
+    kinds = list(dict.fromkeys(r.get("kind") or "" for r in runs))
     fig = Figure(figsize=(max(4.0, 1.3 * max(
-        sum(r["kind"] == k for r in runs) for k in kinds)) * len(kinds), 3.6))
+        sum((r.get("kind") or "") == k for r in runs) for k in kinds)) * len(kinds), 3.6))
     for ax, kind in zip(fig.subplots(1, len(kinds), squeeze=False).ravel(), kinds):
-        mine = [r for r in runs if r["kind"] == kind]
+        mine = [r for r in runs if (r.get("kind") or "") == kind]
         for i, r in enumerate(mine):
-            marker, color = METHOD_STYLE.get(r["method"], ("x", "black"))
+            marker, color = METHOD_STYLE.get(r.get("method"), ("x", "black"))
             drops = [100 * d for d in r["accuracy_drop"]]
             ax.plot([i] * len(drops), drops, linestyle="none", marker=marker, color=color,
                     alpha=0.7)
@@ -261,7 +283,9 @@ def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
             if ci is not None and len(drops) >= 3:  # two seeds' t interval is too wide to say much
                 ax.plot([i + 0.2] * 2, [100 * ci[0], 100 * ci[1]], "-", color=color, lw=1,
                         alpha=0.6)
-        labels = [method_label(r) for r in mine]
+        if targets and kind in targets:
+            ax.axhline(targets[kind], color="black", linestyle="--", lw=1)
+        labels = [method_label(r) if r.get("method") else short[r["name"]] for r in mine]
         if len(set(labels)) < len(labels):  # e.g. two ADMM configs of one kind
             labels = [short[r["name"]] for r in mine]
             ax.set_xticks(range(len(mine)), labels, fontsize=8, rotation=20, ha="right")
@@ -271,9 +295,7 @@ def seed_drops_figure(study: Mapping[str, Any]) -> Figure:
         ax.set_title(kind, fontsize=10)
         ax.set_ylabel("accuracy drop (pts)")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Drop against each seed's dense model, seeds "
-                 f"{', '.join(map(str, study['seeds']))} (bars: mean; thin lines: its 95% "
-                 "interval)")
+    fig.suptitle(title)
     return fig
 
 

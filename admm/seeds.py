@@ -245,18 +245,22 @@ def pool_studies(paths: Iterable[str | Path], names: Iterable[str] | None = None
                  ) -> list[dict[str, Any]]:
     """Several studies' ``seeds.json`` (other machines, say) taken as one sample: per run
     name (those in ``names``, else every one, in order of first appearance), every drop
-    of every study, their mean and its 95% interval."""
+    of every study, their mean and its 95% interval, and the kind and method of its first
+    study."""
     drops: dict[str, list[float]] = {}
     studies: dict[str, int] = {}
+    first: dict[str, Mapping[str, Any]] = {}
     for path, runs in _read_studies(paths):
         for run in runs:
             drops.setdefault(run["name"], []).extend(run["accuracy_drop"])
             studies[run["name"]] = studies.get(run["name"], 0) + 1
+            first.setdefault(run["name"], run)
     names = list(drops) if names is None else list(names)
     missing = [name for name in names if name not in drops]
     if missing:
         raise ConfigError(f"--runs: no run {', '.join(missing)} in these studies")
-    return [{"name": name, "studies": studies[name], "accuracy_drop": drops[name],
+    return [{"name": name, "kind": first[name].get("kind"), "method": first[name].get("method"),
+             "studies": studies[name], "accuracy_drop": drops[name],
              "mean_drop": statistics.fmean(drops[name]), "drop_ci95": interval(drops[name])}
             for name in names]
 

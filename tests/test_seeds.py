@@ -302,3 +302,52 @@ def test_paired_across_studies_matches_seeds_on_the_same_dense_model(tmp_path, c
     assert "--paired: no run s in these studies" in capsys.readouterr().err
     assert main(["seeds", str(variant), str(shipped), "--paired", "v", "s", "--runs", "v"]) == 2
     assert "give it without --runs" in capsys.readouterr().err
+
+
+def test_pooled_drops_drawn_per_kind_with_the_targets(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"seeds": [0, 1], "runs": [
+        {"name": "x_filter_admm", "kind": "filter", "method": "admm", "accuracy_drop": [0.01, 0.02]},
+        {"name": "x_column_mag", "kind": "column", "method": "magnitude",
+         "accuracy_drop": [0.03, 0.05]}]}))
+    b.write_text(json.dumps({"seeds": [0], "runs": [
+        {"name": "x_filter_admm", "kind": "filter", "method": "admm", "accuracy_drop": [0.03]}]}))
+    png = tmp_path / "fig" / "drops.png"
+    assert main(["seeds", str(a), str(b), "--plot", str(png), "--targets", "filter=0.5",
+                 "column=1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"[seeds] wrote {png}"
+    assert png.stat().st_size > 0
+    from admm import plots
+    from admm.seeds import pool_studies
+    pooled = pool_studies([a, b])
+    assert [(p["kind"], p["method"]) for p in pooled] == [("filter", "admm"), ("column", "magnitude")]
+    filt, col = plots.pooled_drops_figure(pooled, {"filter": 0.5, "column": 1.0}).axes
+    assert (filt.get_title(), col.get_title()) == ("filter", "column")
+    # filter: the three drops of both studies, their mean 2 points, the interval 2 +- 2.48,
+    # then the target line at 0.5
+    points, mean, ci, target = filt.get_lines()
+    assert list(points.get_ydata()) == pytest.approx([1.0, 2.0, 3.0])
+    assert list(mean.get_ydata()) == pytest.approx([2.0, 2.0])
+    assert list(ci.get_ydata()) == pytest.approx([2 - 4.303 / 3 ** 0.5, 2 + 4.303 / 3 ** 0.5], abs=1e-3)
+    assert list(target.get_ydata()) == [0.5, 0.5]
+    assert list(col.get_lines()[-1].get_ydata()) == [1.0, 1.0]  # (two drops: no interval)
+    assert [t.get_text() for t in filt.get_xticklabels()] == ["admm"]
+    # no target for a kind: no line
+    (only,) = plots.pooled_drops_figure(pooled[:1]).axes
+    assert len(only.get_lines()) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--targets", "filter=0.5"], "--targets draws lines on the figure: give it with --plot PNG"),
+    (["--plot", "PNG", "--targets", "filter"], "--targets: 'filter' is not KIND=POINTS"),
+    (["--plot", "PNG", "--targets", "filter=half"], "--targets: 'filter=half' is not KIND=POINTS"),
+    (["--plot", "PNG", "--paired", "x_admm", "x_mag"], "--plot draws the pooled drops: give it without --paired"),
+])
+def test_seeds_plot_options_refuse_what_they_cannot_draw(tmp_path, capsys, args, message):
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps({"seeds": [0, 1], "runs": [
+        {"name": "x_admm", "kind": "filter", "method": "admm", "accuracy_drop": [0.01, 0.02]}]}))
+    png = tmp_path / "x.png"
+    assert main(["seeds", str(a), *(str(png) if arg == "PNG" else arg for arg in args)]) == 2
+    assert message in capsys.readouterr().err
+    assert not png.exists()
