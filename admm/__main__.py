@@ -117,6 +117,10 @@ def _seeds(args: argparse.Namespace) -> int:
         raise ConfigError("--targets draws lines on the figure: give it with --plot PNG")
     targets = _targets(args.targets or [])
     pooled = pool_studies(args.studies, args.runs)
+    unknown = [kind for kind in targets if kind not in {p["kind"] for p in pooled}]
+    if unknown:
+        raise ConfigError(f"--targets: no run of kind {', '.join(map(repr, unknown))} among "
+                          "these runs")
     for line in pooled_lines(pooled):
         print(line)
     if args.plot:

@@ -342,6 +342,7 @@ def test_pooled_drops_drawn_per_kind_with_the_targets(tmp_path, capsys):
     (["--plot", "PNG", "--targets", "filter"], "--targets: 'filter' is not KIND=POINTS"),
     (["--plot", "PNG", "--targets", "filter=half"], "--targets: 'filter=half' is not KIND=POINTS"),
     (["--plot", "PNG", "--paired", "x_admm", "x_mag"], "--plot draws the pooled drops: give it without --paired"),
+    (["--plot", "PNG", "--targets", "fliter=0.5"], "--targets: no run of kind 'fliter' among these runs"),
 ])
 def test_seeds_plot_options_refuse_what_they_cannot_draw(tmp_path, capsys, args, message):
     a = tmp_path / "a.json"
