@@ -16,6 +16,11 @@ model and the data, so their difference varies less than either drop, and a diff
 whose interval holds 0 is one the seeds cannot tell from noise. The intervals are
 Student's t intervals (``t_quantile``), which assume the drops vary like a normal sample.
 With ``--jobs N`` the seeds run side by side, one process each (``run_seeds_in_parallel``).
+
+Studies combine: ``python -m admm seeds A/seeds.json B/seeds.json`` pools every study's
+drops per run (``pool_studies``; ``--plot`` draws them, ``admm.plots.pooled_drops``), and
+``--paired FIRST SECOND`` pairs a run of one study with a run of another on the seeds
+where both used the same dense model (``pair_across``).
 """
 from __future__ import annotations
 
