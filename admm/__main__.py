@@ -117,7 +117,8 @@ def _seeds(args: argparse.Namespace) -> int:
         raise ConfigError("--targets draws lines on the figure: give it with --plot PNG")
     targets = _targets(args.targets or [])
     pooled = pool_studies(args.studies, args.runs)
-    unknown = [kind for kind in targets if kind not in {p["kind"] for p in pooled}]
+    kinds = {p["kind"] for p in pooled}
+    unknown = [kind for kind in targets if kind not in kinds]
     if unknown:
         raise ConfigError(f"--targets: no run of kind {', '.join(map(repr, unknown))} among "
                           "these runs")

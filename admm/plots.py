@@ -268,11 +268,12 @@ def pooled_drops_figure(pooled: Sequence[Mapping[str, Any]],
 def _drops_figure(runs: Sequence[Mapping[str, Any]], title: str,
                   targets: Mapping[str, float] | None = None) -> Figure:
     short = dict(zip((r["name"] for r in runs), _short_names([r["name"] for r in runs])))
-    kinds = list(dict.fromkeys(r.get("kind") or "" for r in runs))
-    fig = Figure(figsize=(max(4.0, 1.3 * max(
-        sum((r.get("kind") or "") == k for r in runs) for k in kinds)) * len(kinds), 3.6))
-    for ax, kind in zip(fig.subplots(1, len(kinds), squeeze=False).ravel(), kinds):
-        mine = [r for r in runs if (r.get("kind") or "") == kind]
+    panels: dict[str, list[Mapping[str, Any]]] = {}  # kind -> its runs, kinds in first-seen order
+    for r in runs:
+        panels.setdefault(r.get("kind") or "", []).append(r)
+    fig = Figure(figsize=(max(4.0, 1.3 * max(map(len, panels.values()))) * len(panels), 3.6))
+    for ax, (kind, mine) in zip(fig.subplots(1, len(panels), squeeze=False).ravel(),
+                                panels.items()):
         for i, r in enumerate(mine):
             marker, color = METHOD_STYLE.get(r.get("method"), ("x", "black"))
             drops = [100 * d for d in r["accuracy_drop"]]

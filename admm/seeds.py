@@ -255,7 +255,7 @@ def pool_studies(paths: Iterable[str | Path], names: Iterable[str] | None = None
     drops: dict[str, list[float]] = {}
     studies: dict[str, int] = {}
     first: dict[str, Mapping[str, Any]] = {}
-    for path, runs in _read_studies(paths):
+    for runs in _read_studies(paths):
         for run in runs:
             drops.setdefault(run["name"], []).extend(run["accuracy_drop"])
             studies[run["name"]] = studies.get(run["name"], 0) + 1
@@ -270,14 +270,14 @@ def pool_studies(paths: Iterable[str | Path], names: Iterable[str] | None = None
             for name in names]
 
 
-def _read_studies(paths: Iterable[str | Path]) -> list[tuple[Path, list[dict[str, Any]]]]:
+def _read_studies(paths: Iterable[str | Path]) -> list[list[dict[str, Any]]]:
+    """Each study's ``runs``, in order; an error naming the file that is not a seeds.json."""
     out = []
     for path in map(Path, paths):
         try:
-            runs = json.loads(path.read_text())["runs"]
+            out.append(json.loads(path.read_text())["runs"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"{path}: not a seed study's seeds.json ({err})") from None
-        out.append((path, runs))
     return out
 
 
@@ -289,7 +289,7 @@ def pair_across(paths: Iterable[str | Path], first: str, second: str) -> dict[st
     with several candidates is an error. The difference is ``first``'s drop minus
     ``second``'s, as in a study's ``paired``."""
     found: dict[str, list[tuple[int, float, float]]] = {first: [], second: []}
-    for path, runs in _read_studies(paths):
+    for runs in _read_studies(paths):
         for run in runs:
             if run.get("name") in found:
                 found[run["name"]] += zip(run["seeds"], run["dense_accuracy"], run["accuracy_drop"])
