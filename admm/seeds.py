@@ -8,7 +8,9 @@ weights and every batch order follow it), as much as the methods differ. A seed 
 runs every config once per seed, each seed in its own ordinary run directory
 (``DIR/seed<S>/``, with its own report, resumable as any other), then writes
 ``DIR/seeds.json``, ``DIR/seeds.md`` and ``DIR/seeds.png``: per run, every seed's accuracy and drop against
-that seed's dense model, the mean drop, its range and its 95% confidence interval, and,
+that seed's dense model (and, in ``seeds.json``, the path to the pruned shape: the
+accuracy right after hard pruning and ADMM's last primal residual, None where a run has
+no such phase), the mean drop, its range and its 95% confidence interval, and,
 among the runs that prune the same way (model, dataset, prune spec), on how many seeds
 each had the smallest drop and, pair by pair, the mean difference of their drops on the
 seeds both ran, with its 95% interval (``paired``): two runs of one seed share the dense
@@ -146,10 +148,14 @@ def seed_study(out: str | Path, seeds: Iterable[int]) -> dict[str, Any]:
         for row in rows:
             entry = runs.setdefault(row["name"], {
                 "name": row["name"], "kind": row["kind"], "method": row["method"],
-                "seeds": [], "dense_accuracy": [], "accuracy": [], "accuracy_drop": []})
+                "seeds": [], "dense_accuracy": [], "accuracy": [], "accuracy_drop": [],
+                "accuracy_after_hard_prune": [], "last_residual": []})
             entry["seeds"].append(seed)
             for key in ("dense_accuracy", "accuracy", "accuracy_drop"):
                 entry[key].append(row[key])
+            # the path to the pruned shape (None where a run has no such phase)
+            entry["accuracy_after_hard_prune"].append(row.get("accuracy_after_hard_prune"))
+            entry["last_residual"].append((row.get("residuals") or [None])[-1])
         for key, group in same_spec(rows).items():
             for row in group:
                 groups.setdefault(row["name"], specs.setdefault(key, len(specs)))

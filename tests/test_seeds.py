@@ -59,6 +59,24 @@ def test_the_study_averages_each_runs_drops_and_counts_who_dropped_least(tmp_pat
     assert "| a_admm | a_mag | 0, 3 | +0.00 | -6.35 to +6.35 | 1 of 2 |" in md
 
 
+def test_the_study_keeps_each_seeds_path_to_the_pruned_shape(tmp_path):
+    """Accuracy right after hard pruning and ADMM's last residual, per seed; None where a
+    run has no such phase (a scratch run) or its results predate the field."""
+    admm = {**_row("a_admm", "admm", SPEC_A, 0.90, 0.89), "accuracy_after_hard_prune": 0.61,
+            "residuals": [0.5, 0.3, 0.2]}
+    mag = {**_row("a_mag", "magnitude", SPEC_A, 0.90, 0.885), "accuracy_after_hard_prune": 0.8,
+           "residuals": []}
+    _write(tmp_path, 0, [admm, mag, _row("a_old", "scratch", SPEC_A, 0.90, 0.87)])
+    _write(tmp_path, 1, [{**admm, "accuracy_after_hard_prune": 0.7, "residuals": [0.4, 0.25]}])
+    runs = {r["name"]: r for r in seed_study(tmp_path, [0, 1])["runs"]}
+    assert runs["a_admm"]["accuracy_after_hard_prune"] == [0.61, 0.7]
+    assert runs["a_admm"]["last_residual"] == [0.2, 0.25]
+    assert runs["a_mag"]["accuracy_after_hard_prune"] == [0.8]
+    assert runs["a_mag"]["last_residual"] == [None]
+    assert runs["a_old"]["accuracy_after_hard_prune"] == [None]
+    assert runs["a_old"]["last_residual"] == [None]
+
+
 def test_a_run_missing_from_a_seed_leaves_its_cell_empty_and_a_missing_seed_is_an_error(tmp_path):
     _write(tmp_path, 0, [_row("a_admm", "admm", SPEC_A, 0.90, 0.89)])
     _write(tmp_path, 1, [_row("a_admm", "admm", SPEC_A, 0.90, 0.88),
