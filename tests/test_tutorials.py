@@ -134,6 +134,15 @@ def test_pipeline_notebook_small(fashion):
                if (p["first"], p["second"]) in ns["resolved"])
     ci = next(r["drop_ci95"] for r in ns["study"]["runs"] if r["name"] == "lenet5_fmnist_filter_admm")
     assert [round(100 * v, 1) for v in ci] == [0.1, 1.2]
+    # what its text says of the column variants: 53-88% after hard pruning, a within-seed
+    # slope of +0.06 pts per 10 points, one pair of ten resolved, against the hard-pruned order
+    assert [round(v) for v in ns["hard_range"]] == [53, 88]
+    assert round(10 * ns["slope"], 2) == 0.06
+    assert ns["resolved_pairs"] == [("column_admm_ramp12", "column_admm_sgd")]
+    mean_hard = {n: sum(r["accuracy_after_hard_prune"]) / len(r["seeds"])
+                 for n, r in ns["column"].items()}
+    assert min(mean_hard, key=mean_hard.get) == "column_admm_ramp12"
+    assert max(mean_hard, key=mean_hard.get) == "column_admm_sgd"
     assert not ns["OUT"].exists()  # the notebook removes its scratch folder
 
 
