@@ -10,7 +10,7 @@ runs every config once per seed, each seed in its own ordinary run directory
 ``DIR/seeds.json``, ``DIR/seeds.md`` and ``DIR/seeds.png``: per run, every seed's accuracy and drop against
 that seed's dense model (and, in ``seeds.json``, the path to the pruned shape: the
 accuracy right after hard pruning and ADMM's last primal residual, None where a run has
-no such phase), the mean drop, its range and its 95% confidence interval, and,
+no ADMM rounds or its results predate the field), the mean drop, its range and its 95% confidence interval, and,
 among the runs that prune the same way (model, dataset, prune spec), on how many seeds
 each had the smallest drop and, pair by pair, the mean difference of their drops on the
 seeds both ran, with its 95% interval (``paired``): two runs of one seed share the dense
@@ -153,7 +153,7 @@ def seed_study(out: str | Path, seeds: Iterable[int]) -> dict[str, Any]:
             entry["seeds"].append(seed)
             for key in ("dense_accuracy", "accuracy", "accuracy_drop"):
                 entry[key].append(row[key])
-            # the path to the pruned shape (None where a run has no such phase)
+            # the path to the pruned shape (no residual where a run had no ADMM rounds)
             entry["accuracy_after_hard_prune"].append(row.get("accuracy_after_hard_prune"))
             entry["last_residual"].append((row.get("residuals") or [None])[-1])
         for key, group in same_spec(rows).items():

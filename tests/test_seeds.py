@@ -61,12 +61,12 @@ def test_the_study_averages_each_runs_drops_and_counts_who_dropped_least(tmp_pat
 
 def test_the_study_keeps_each_seeds_path_to_the_pruned_shape(tmp_path):
     """Accuracy right after hard pruning and ADMM's last residual, per seed; None where a
-    run has no such phase (a scratch run) or its results predate the field."""
+    run has no ADMM rounds (magnitude, SSL, scratch) or its results predate the field."""
     admm = {**_row("a_admm", "admm", SPEC_A, 0.90, 0.89), "accuracy_after_hard_prune": 0.61,
             "residuals": [0.5, 0.3, 0.2]}
     mag = {**_row("a_mag", "magnitude", SPEC_A, 0.90, 0.885), "accuracy_after_hard_prune": 0.8,
            "residuals": []}
-    _write(tmp_path, 0, [admm, mag, _row("a_old", "scratch", SPEC_A, 0.90, 0.87)])
+    _write(tmp_path, 0, [admm, mag, _row("a_old", "admm", SPEC_A, 0.90, 0.87)])
     _write(tmp_path, 1, [{**admm, "accuracy_after_hard_prune": 0.7, "residuals": [0.4, 0.25]}])
     runs = {r["name"]: r for r in seed_study(tmp_path, [0, 1])["runs"]}
     assert runs["a_admm"]["accuracy_after_hard_prune"] == [0.61, 0.7]
