@@ -58,7 +58,7 @@ def checkpoint(out: Path, seed: int, name: str, epochs: int) -> Path:
 
 
 def train_one(name: str, prune: Any, config, data, epochs: int, out: Path) -> dict[str, Any]:
-    """Train the config's model (masked by ``prune`` unless None) from the seed's random weights."""
+    """Train the config's model, masked by ``prune`` unless None, from the seed's weights."""
     model = build_model(config.model, seed=config.seed)
     optimizer = make_optimizer(model, "adam", config.pretrain.lr)
     extras, stats = {}, None
