@@ -134,7 +134,7 @@ def transform_weights(weight: np.ndarray, m: int) -> np.ndarray:
     f, c, r, _ = weight.shape
     _, _, g = winograd_matrices(m, r)
     u = np.einsum("ak,fckl,bl->abfc", g, weight.astype(np.float64), g)
-    return u.reshape(-1, f, c)
+    return u.reshape(g.shape[0] ** 2, f, c)  # not -1: F or C may be 0
 
 
 def _check(op: str, x: np.ndarray, weight: np.ndarray, padding: IntPair) -> Geometry:
@@ -411,7 +411,7 @@ class WinogradPlan:
         blocks = -(-f // lf)
         u = np.zeros(((m + r - 1) ** 2, blocks * lf, c))
         u[:, :f] = transform_weights(weight, m)
-        u = u.reshape(-1, blocks, lf, c).transpose(0, 1, 3, 2)
+        u = u.reshape(u.shape[0], blocks, lf, c).transpose(0, 1, 3, 2)  # blocks may be 0
         kept = np.arange(c) if channels is None else np.asarray(channels)
         return cls(np.ascontiguousarray(u, dtype=np.float32), f,
                    np.ascontiguousarray(kept, dtype=np.int64), r, m)

@@ -265,3 +265,20 @@ def test_compact_convs_run_winograd_on_their_dense_weight(r):
                                   "winograd")
     with pytest.raises(ValueError, match="'winograd' does not apply here.*float32"):
         conv_filter_compact_numba(x, fp, b[fp.kept], 2, pad, "winograd")
+
+
+@needs_numba
+@pytest.mark.parametrize("r", [3, 5])
+def test_filter_pruning_that_keeps_no_filter(r):
+    """Every filter pruned (a random pick of 0 of 2 did it): an empty output, not a reshape
+    error. Hypothesis found it: ((1, 1, 3, 3), (2, 1, 3, 3), 'filter', 'random', 0)."""
+    assert winograd.transform_weights(np.zeros((0, 1, r, r), np.float32), 4).shape == (
+        (4 + r - 1) ** 2, 0, 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, r + 6, r + 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, r, r)).astype(np.float32)
+    packed = FilterPacked.from_dense(w, np.zeros(w.shape, dtype=bool))
+    out = conv_filter_compact_numba(x, packed, np.zeros(0, np.float32), 1, 0, "winograd")
+    assert out.shape == (2, 0, 7, 7)
+    ref = conv_filter_compact_ref(x, packed, np.zeros(0, np.float32), 1, 0)
+    np.testing.assert_array_equal(out, ref)
